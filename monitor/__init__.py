@@ -1,0 +1,1 @@
+"""The core: canonical models, the DuckDB store, ingestion and the CLI."""

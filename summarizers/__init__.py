@@ -1,0 +1,1 @@
+"""Placeholder package; see README for which issue fills it."""
