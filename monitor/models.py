@@ -165,9 +165,8 @@ def content_hash(
     return hashlib.sha256(payload).hexdigest()
 
 
-def derive_interaction_id(account_id: str, started_at: datetime, content: str) -> str:
+def derive_interaction_id(account_id: str, started_at: datetime | None, content: str) -> str:
     """Stable id for a trace that came without one: same account, time and content -> same id."""
     started = _utc(started_at)
-    assert started is not None
-    raw = f"{account_id}\x1f{started.isoformat()}\x1f{content}".encode()
+    raw = f"{account_id}\x1f{started.isoformat() if started else ''}\x1f{content}".encode()
     return "tw_" + hashlib.sha256(raw).hexdigest()[:32]

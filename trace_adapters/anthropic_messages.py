@@ -9,6 +9,7 @@ is the command.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,6 +49,9 @@ COMPUTER_ACTIONS = frozenset(
         "zoom",
     }
 )
+# An agent driving a real browser through computer use types the URL into the address bar;
+# that typed text is the only place the destination appears in the trace.
+_TYPED_URL = re.compile(r"^(https?://[^\s]+|(?:[a-z0-9-]+\.)+[a-z]{2,}(?:/[^\s]*)?)$", re.I)
 EDITOR_TOOLS = frozenset({"str_replace_editor", "str_replace_based_edit_tool"})
 _BLOCK_TYPES = frozenset(
     {
@@ -188,6 +192,7 @@ class AnthropicMessagesAdapter(Adapter):
                 action=action,
                 arguments=args,
                 text=args.get("text") if action in ("type", "key") else None,
+                target_url=_typed_url(args) if action == "type" else None,
                 attachments=found,
             )
         elif name == "bash" or name.startswith("bash_"):
@@ -224,3 +229,11 @@ class AnthropicMessagesAdapter(Adapter):
                 target_url=url,
                 attachments=found,
             )
+
+
+def _typed_url(args: dict[str, Any]) -> str | None:
+    text = args.get("text")
+    if isinstance(text, str) and _TYPED_URL.match(text.strip()):
+        url = text.strip()
+        return url if "://" in url else f"https://{url}"
+    return None

@@ -1,0 +1,287 @@
+"""The `tracewatch` command line: a thin layer over the library API.
+
+Human output goes through rich (progress on stderr, tables on stdout); `--json` prints one
+JSON document on stdout and nothing else, for scripts.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from tracewatch import __version__
+from tracewatch.monitor.ingest import TRACE_SUFFIXES, IngestOptions, PathError, ingest, input_size
+from tracewatch.monitor.store import Store, StoreError, default_db_path
+from tracewatch.trace_adapters import DetectionError, all_adapters
+
+app = typer.Typer(
+    name="tracewatch",
+    help=(
+        "Find harms in AI-agent traffic that no single interaction shows.\n\n"
+        "Ingest trace dumps (Anthropic, OpenAI, OTel GenAI, browser-use, OpenHands, SWE-agent, "
+        "Inspect AI, AgentDojo, MCP, Mind2Web) into a DuckDB file, then inspect what was stored. "
+        "The database is ./tracewatch.duckdb unless --db or TRACEWATCH_DB says otherwise."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+quarantine_app = typer.Typer(help="Records that could not be read, kept with the reason.",
+                             no_args_is_help=True)
+corpus_app = typer.Typer(help="Generate synthetic trace corpora (seeded, deterministic).",
+                         no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(corpus_app, name="corpus")
+
+out = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="DuckDB file (default: $TRACEWATCH_DB or ./tracewatch.duckdb)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _open(db: str | None, read_only: bool = False) -> Store:
+    try:
+        return Store(db or default_db_path(), read_only=read_only)
+    except StoreError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"tracewatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    pass
+
+
+@app.command("ingest")
+def ingest_cmd(
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Files, folders (read recursively) or - for stdin.", show_default=False),
+    ],
+    format: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="Trace format, if detection should be skipped "
+                     "(see `tracewatch formats`)."),
+    ] = None,
+    account: Annotated[
+        str | None,
+        typer.Option("--account", "-a", help="Account for bare traces that come without an envelope."),
+    ] = None,
+    db: DbOption = None,
+    json: JsonOption = False,
+    batch_size: Annotated[int, typer.Option(help="Interactions per transaction.", min=1)] = 500,
+) -> None:
+    """Read trace dumps into the store; every record is either stored or quarantined with a reason.
+
+    A .jsonl/.jsonl.gz file holds one identity envelope per line:
+    {"account_id", "interaction_id"?, "started_at"?, "ended_at"?, "format"?, "metadata"?, "trace"}.
+    Any other file is one native trace (or a native file with several, like an Inspect log).
+    Exit code 0 when everything was read or quarantined; 2 when a path or the database
+    cannot be used.
+    """
+    opts = IngestOptions(format=format, account=account, batch_size=batch_size)
+    try:
+        total = input_size(paths)
+    except PathError as exc:
+        raise _fail(str(exc)) from None
+    store = _open(db)
+    try:
+        show = not json and err.is_terminal
+        progress = Progress(
+            TextColumn("[bold]ingest[/]"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[file]}", style="dim"),
+            console=err,
+            disable=not show,
+            transient=True,
+        )
+        with progress:
+            task = progress.add_task("ingest", total=total, file="")
+            report = ingest(
+                paths,
+                store,
+                opts,
+                on_bytes=lambda n: progress.advance(task, n),
+                on_file=lambda f: progress.update(task, file=Path(f).name if f != "-" else "stdin"),
+            )
+    except PathError as exc:
+        raise _fail(str(exc)) from None
+    except DetectionError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        store.close()
+    if json:
+        _print_json({"db": store.path, **report.as_dict()})
+        return
+    table = Table(title=f"ingested into {store.path}", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("files read", str(report.files))
+    table.add_row("records", str(report.records))
+    table.add_row("interactions stored", f"[green]{report.inserted}[/]")
+    table.add_row("duplicates skipped", str(report.duplicates))
+    table.add_row("quarantined", f"[yellow]{report.quarantined}[/]" if report.quarantined else "0")
+    for reason, n in report.quarantined_by_reason.most_common():
+        table.add_row(f"  {reason}", str(n))
+    for fmt, n in report.by_format.most_common():
+        table.add_row(f"format {fmt}", str(n))
+    out.print(table)
+    for what, n in report.defaults_used.most_common():
+        out.print(f"[dim]default used:[/] {what} ({n} interactions)")
+    if report.skipped_files:
+        shown = ", ".join(report.skipped_files[:3])
+        more = f" and {len(report.skipped_files) - 3} more" if len(report.skipped_files) > 3 else ""
+        out.print(
+            f"[dim]skipped {len(report.skipped_files)} files in folders without a trace "
+            f"extension ({', '.join(TRACE_SUFFIXES)}):[/] {shown}{more}"
+        )
+    if report.quarantined:
+        out.print("[dim]see them with[/] tracewatch quarantine list"
+                  + (f" --db {db}" if db else ""))
+
+
+@app.command("stats")
+def stats_cmd(db: DbOption = None, json: JsonOption = False,
+              top: Annotated[int, typer.Option(help="Accounts to list.")] = 10) -> None:
+    """Counts of what is stored: interactions by account, format and day, and the quarantine."""
+    with _open(db, read_only=True) as store:
+        data = store.stats(top_accounts=top)
+    if json:
+        _print_json(data)
+        return
+    head = Table(title=f"tracewatch store {data['db']} (schema v{data['schema_version']})",
+                 title_justify="left", show_header=False)
+    head.add_column("what")
+    head.add_column("count", justify="right")
+    for key in ("interactions", "steps", "accounts", "quarantined"):
+        head.add_row(key, str(data[key]))
+    out.print(head)
+    if not data["interactions"]:
+        out.print("The store is empty. Ingest traces with: tracewatch ingest PATH...")
+        return
+    fmt = Table("format", "interactions", title="by format", title_justify="left")
+    for k, v in data["by_format"].items():
+        fmt.add_row(k, str(v))
+    out.print(fmt)
+    acc = Table("account", "interactions", "first", "last", title=f"top {top} accounts",
+                title_justify="left")
+    for row in data["top_accounts"]:
+        acc.add_row(row["account_id"], str(row["interactions"]), row["first"][:16], row["last"][:16])
+    out.print(acc)
+    days = Table("day (UTC)", "interactions", title="by day", title_justify="left")
+    for k, v in data["by_day"].items():
+        days.add_row(k, str(v))
+    out.print(days)
+
+
+@quarantine_app.command("list")
+def quarantine_list(db: DbOption = None, json: JsonOption = False,
+                    limit: Annotated[int | None, typer.Option(help="Show at most N.")] = None) -> None:
+    """Every rejected record with its source file, line, the adapter tried and the error."""
+    with _open(db, read_only=True) as store:
+        rows = store.quarantine(limit=limit)
+    if json:
+        _print_json(rows)
+        return
+    if not rows:
+        out.print("The quarantine is empty: every record read so far was stored.")
+        return
+    out.print(f"[bold]{len(rows)} quarantined records[/]  (raw bytes: tracewatch quarantine show ID)")
+    for r in rows:
+        where = f"{r['source_file']}" + (f":{r['line']}" if r["line"] else "")
+        tried = f" via {r['adapter']}" if r["adapter"] else ""
+        out.print(f"[yellow]{r['quarantine_id']}[/] {where}  [bold]{r['reason']}[/]{tried}",
+                  highlight=False)
+        out.print(f"    {r['error']}", highlight=False, soft_wrap=False)
+
+
+@quarantine_app.command("show")
+def quarantine_show(quarantine_id: str, db: DbOption = None) -> None:
+    """Print the kept raw bytes of one rejected record (to fix and re-ingest it)."""
+    with _open(db, read_only=True) as store:
+        raw = store.quarantined_raw(quarantine_id)
+    if raw is None:
+        raise _fail(f"no quarantined record {quarantine_id!r} (see tracewatch quarantine list)", 1)
+    sys.stdout.buffer.write(raw + (b"" if raw.endswith(b"\n") else b"\n"))
+
+
+@app.command("formats")
+def formats_cmd(json: JsonOption = False) -> None:
+    """The trace formats tracewatch reads, in the order detection tries them."""
+    rows = [{"name": a.name, "description": a.description} for a in all_adapters()]
+    if json:
+        _print_json(rows)
+        return
+    table = Table("format", "reads", title="trace formats", title_justify="left")
+    for r in rows:
+        table.add_row(r["name"], r["description"])
+    out.print(table)
+
+
+@corpus_app.command("generate")
+def corpus_generate(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write envelopes into.")],
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same corpus.")] = 7,
+    interactions: Annotated[int, typer.Option("--interactions", "-n", min=1,
+                                              help="How many interactions.")] = 400,
+    accounts: Annotated[int, typer.Option(min=1, help="How many accounts.")] = 24,
+    days: Annotated[int, typer.Option(min=1, help="Days the corpus spans.")] = 14,
+    json: JsonOption = False,
+) -> None:
+    """Write a seeded corpus of Anthropic and OpenAI computer-use envelopes (.jsonl)."""
+    from tracewatch.eval.corpus import CorpusSpec, write_corpus
+
+    spec = CorpusSpec(seed=seed, interactions=interactions, accounts=accounts, days=days)
+    written = write_corpus(spec, out_dir)
+    if json:
+        _print_json(written)
+        return
+    out.print(f"wrote {written['interactions']} interactions for {written['accounts']} accounts "
+              f"to {written['path']}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
