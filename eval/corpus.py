@@ -26,35 +26,106 @@ from pydantic import BaseModel, Field
 
 EPOCH = datetime(2026, 10, 5, tzinfo=UTC)
 
-SHOPS = ["shop.northwind.example", "bluefin-outfitters.example", "kitchenhaus.example",
-         "pixelgear.example", "readmore-books.example"]
-FORUMS = ["forum.homebrewers.example", "talk.gardenhelp.example", "board.retrocomputing.example",
-          "community.cyclists.example", "q.localparents.example"]
+SHOPS = [
+    "shop.northwind.example",
+    "bluefin-outfitters.example",
+    "kitchenhaus.example",
+    "pixelgear.example",
+    "readmore-books.example",
+]
+FORUMS = [
+    "forum.homebrewers.example",
+    "talk.gardenhelp.example",
+    "board.retrocomputing.example",
+    "community.cyclists.example",
+    "q.localparents.example",
+]
 NEWS = ["dailyledger.example", "metro-tribune.example", "techwire.example"]
 SOCIAL = ["chirp.example", "picgram.example", "linkhub.example"]
-SERVICES = ["mail.postbox.example", "calendar.daybook.example", "bank.harborcu.example",
-            "tickets.stagepass.example"]
+SERVICES = [
+    "mail.postbox.example",
+    "calendar.daybook.example",
+    "bank.harborcu.example",
+    "tickets.stagepass.example",
+]
 
-FIRST = ["Ana", "Ben", "Chloe", "Dev", "Eli", "Farah", "Gus", "Hana", "Ivan", "Jo", "Kai",
-         "Lena", "Milo", "Nia", "Omar", "Pia", "Quinn", "Rosa", "Sami", "Tess", "Uma", "Vik"]
-LAST = ["Okafor", "Lindqvist", "Moreau", "Tanaka", "Haddad", "Novak", "Reyes", "Schmidt",
-        "Byrne", "Kowalski", "Mensah", "Ivanova"]
-PRODUCTS = ["cast iron skillet", "trail running shoes", "noise-cancelling headphones",
-            "espresso grinder", "USB-C dock", "rain jacket", "paperback atlas", "desk lamp",
-            "bike pump", "chef's knife"]
-TOPICS = ["fermentation temperature", "tomato blight", "replacing a CRT capacitor",
-          "tubeless tyre sealant", "school pickup schedule", "sourdough hydration",
-          "aphids on roses", "floppy drive alignment"]
+FIRST = [
+    "Ana",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Eli",
+    "Farah",
+    "Gus",
+    "Hana",
+    "Ivan",
+    "Jo",
+    "Kai",
+    "Lena",
+    "Milo",
+    "Nia",
+    "Omar",
+    "Pia",
+    "Quinn",
+    "Rosa",
+    "Sami",
+    "Tess",
+    "Uma",
+    "Vik",
+]
+LAST = [
+    "Okafor",
+    "Lindqvist",
+    "Moreau",
+    "Tanaka",
+    "Haddad",
+    "Novak",
+    "Reyes",
+    "Schmidt",
+    "Byrne",
+    "Kowalski",
+    "Mensah",
+    "Ivanova",
+]
+PRODUCTS = [
+    "cast iron skillet",
+    "trail running shoes",
+    "noise-cancelling headphones",
+    "espresso grinder",
+    "USB-C dock",
+    "rain jacket",
+    "paperback atlas",
+    "desk lamp",
+    "bike pump",
+    "chef's knife",
+]
+TOPICS = [
+    "fermentation temperature",
+    "tomato blight",
+    "replacing a CRT capacitor",
+    "tubeless tyre sealant",
+    "school pickup schedule",
+    "sourdough hydration",
+    "aphids on roses",
+    "floppy drive alignment",
+]
+STORIES = ["transit fares", "a heat wave", "chip exports", "a school levy"]
 REPLIES = [
     "I had the same issue last spring. What fixed it for me was {fix}. Hope that helps!",
     "Not an expert, but {fix} worked in my case. Curious what others think.",
     "We tried a few things; in the end {fix}. Took about a week to see a difference.",
     "Have you checked whether {fix}? That was the culprit for us.",
 ]
-FIXES = ["lowering the temperature by two degrees", "switching to a copper fungicide",
-         "replacing the capacitor with a 105C rated one", "topping up sealant every three months",
-         "asking the office for the revised timetable", "feeding the starter twice a day",
-         "spraying with soapy water in the evening", "cleaning the heads with isopropyl"]
+FIXES = [
+    "lowering the temperature by two degrees",
+    "switching to a copper fungicide",
+    "replacing the capacitor with a 105C rated one",
+    "topping up sealant every three months",
+    "asking the office for the revised timetable",
+    "feeding the starter twice a day",
+    "spraying with soapy water in the evening",
+    "cleaning the heads with isopropyl",
+]
 
 
 @dataclass
@@ -88,12 +159,22 @@ class CorpusSpec(BaseModel):
 def tiny_png(rng: random.Random, size: int = 24) -> bytes:
     """A real, valid PNG (a noisy size x size grey image) standing in for a screenshot."""
     rows = b"".join(b"\x00" + bytes(rng.randrange(256) for _ in range(size)) for _ in range(size))
+
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(
-            ">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + tag
+            + data
+            + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        )
+
     ihdr = struct.pack(">IIBBBBB", size, size, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(
-        b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 # -- errands --------------------------------------------------------------------------------
@@ -109,11 +190,21 @@ def errand_search(rng: random.Random, who: dict[str, str]) -> Errand:
     url = f"https://{shop}/search?q={item.replace(' ', '+')}"
     price = rng.randrange(12, 240)
     return Errand(
-        prompt=rng.choice([f"Find a {item} under ${price + 30} on {shop}.",
-                           f"Can you check what {shop} charges for a {item}?",
-                           f"Look up {item} prices, I want something decent but not pricey."]),
-        acts=[Act("open", url=f"https://{shop}/"), _click(rng, "search box"), Act("type", text=item),
-              Act("key", text="Return"), Act("scroll"), _click(rng, item)],
+        prompt=rng.choice(
+            [
+                f"Find a {item} under ${price + 30} on {shop}.",
+                f"Can you check what {shop} charges for a {item}?",
+                f"Look up {item} prices, I want something decent but not pricey.",
+            ]
+        ),
+        acts=[
+            Act("open", url=f"https://{shop}/"),
+            _click(rng, "search box"),
+            Act("type", text=item),
+            Act("key", text="Return"),
+            Act("scroll"),
+            _click(rng, item),
+        ],
         outcome=f"The best match on {shop} is a {item} for ${price}.",
         pages=[url],
     )
@@ -125,11 +216,20 @@ def errand_reply(rng: random.Random, who: dict[str, str]) -> Errand:
     thread = f"https://{forum}/t/{topic.replace(' ', '-')}-{rng.randrange(1000, 9999)}"
     text = rng.choice(REPLIES).format(fix=rng.choice(FIXES))
     return Errand(
-        prompt=rng.choice([f"Reply to the thread about {topic} on {forum} with what worked for me.",
-                           f"Post a helpful answer in the {topic} discussion.",
-                           f"Answer that question on {forum} about {topic}."]),
-        acts=[Act("open", url=thread), Act("scroll"), _click(rng, "Reply"), Act("type", text=text),
-              _click(rng, "Post reply")],
+        prompt=rng.choice(
+            [
+                f"Reply to the thread about {topic} on {forum} with what worked for me.",
+                f"Post a helpful answer in the {topic} discussion.",
+                f"Answer that question on {forum} about {topic}.",
+            ]
+        ),
+        acts=[
+            Act("open", url=thread),
+            Act("scroll"),
+            _click(rng, "Reply"),
+            Act("type", text=text),
+            _click(rng, "Post reply"),
+        ],
         outcome=f"Your reply was posted in the thread on {forum}.",
         pages=[thread],
     )
@@ -139,9 +239,14 @@ def errand_signup(rng: random.Random, who: dict[str, str]) -> Errand:
     site = rng.choice(FORUMS + SOCIAL)
     return Errand(
         prompt=f"Create an account for me on {site}, use my usual email.",
-        acts=[Act("open", url=f"https://{site}/signup"), _click(rng, "Email"),
-              Act("type", text=who["email"]), _click(rng, "Password"),
-              Act("type", text=who["password"]), _click(rng, "Create account")],
+        acts=[
+            Act("open", url=f"https://{site}/signup"),
+            _click(rng, "Email"),
+            Act("type", text=who["email"]),
+            _click(rng, "Password"),
+            Act("type", text=who["password"]),
+            _click(rng, "Create account"),
+        ],
         outcome=f"The account on {site} was created; a confirmation email is on its way.",
         pages=[f"https://{site}/welcome"],
     )
@@ -151,13 +256,22 @@ def errand_login(rng: random.Random, who: dict[str, str]) -> Errand:
     site = rng.choice(SERVICES + SOCIAL)
     ok = rng.random() > 0.1
     return Errand(
-        prompt=rng.choice([f"Log in to {site} and check my notifications.",
-                           f"Sign in to {site} for me."]),
-        acts=[Act("open", url=f"https://{site}/login"), _click(rng, "Username"),
-              Act("type", text=who["email"]), _click(rng, "Password"),
-              Act("type", text=who["password"]), Act("key", text="Return")],
-        outcome=(f"Logged in to {site}; you have {rng.randrange(0, 9)} new notifications." if ok
-                 else f"The login to {site} failed: the site said the password was incorrect."),
+        prompt=rng.choice(
+            [f"Log in to {site} and check my notifications.", f"Sign in to {site} for me."]
+        ),
+        acts=[
+            Act("open", url=f"https://{site}/login"),
+            _click(rng, "Username"),
+            Act("type", text=who["email"]),
+            _click(rng, "Password"),
+            Act("type", text=who["password"]),
+            Act("key", text="Return"),
+        ],
+        outcome=(
+            f"Logged in to {site}; you have {rng.randrange(0, 9)} new notifications."
+            if ok
+            else f"The login to {site} failed: the site said the password was incorrect."
+        ),
         pages=[f"https://{site}/home" if ok else f"https://{site}/login?error=1"],
     )
 
@@ -168,10 +282,16 @@ def errand_buy(rng: random.Random, who: dict[str, str]) -> Errand:
     qty = rng.choice([1, 1, 1, 2])
     return Errand(
         prompt=f"Order {qty} {item} from {shop} to my home address.",
-        acts=[Act("open", url=f"https://{shop}/p/{item.replace(' ', '-')}"),
-              _click(rng, "Quantity"), Act("type", text=str(qty)), _click(rng, "Add to cart"),
-              Act("open", url=f"https://{shop}/checkout"), _click(rng, "Place order")],
-        outcome=f"Order placed: {qty} x {item} from {shop}, confirmation #{rng.randrange(10**5, 10**6)}.",
+        acts=[
+            Act("open", url=f"https://{shop}/p/{item.replace(' ', '-')}"),
+            _click(rng, "Quantity"),
+            Act("type", text=str(qty)),
+            _click(rng, "Add to cart"),
+            Act("open", url=f"https://{shop}/checkout"),
+            _click(rng, "Place order"),
+        ],
+        outcome=f"Order placed: {qty} x {item} from {shop}, "
+        f"confirmation #{rng.randrange(10**5, 10**6)}.",
         pages=[f"https://{shop}/order/confirmed"],
     )
 
@@ -190,17 +310,29 @@ def errand_like(rng: random.Random, who: dict[str, str]) -> Errand:
 def errand_read(rng: random.Random, who: dict[str, str]) -> Errand:
     site = rng.choice(NEWS)
     return Errand(
-        prompt=rng.choice([f"Summarize today's top story on {site}.",
-                           f"What's the headline on {site} right now?"]),
-        acts=[Act("open", url=f"https://{site}/"), _click(rng, "Top story"), Act("scroll"),
-              Act("scroll")],
-        outcome=f"The top story on {site} is about {rng.choice(['transit fares', 'a heat wave', 'chip exports', 'a school levy'])}.",
+        prompt=rng.choice(
+            [f"Summarize today's top story on {site}.", f"What's the headline on {site} right now?"]
+        ),
+        acts=[
+            Act("open", url=f"https://{site}/"),
+            _click(rng, "Top story"),
+            Act("scroll"),
+            Act("scroll"),
+        ],
+        outcome=f"The top story on {site} is about {rng.choice(STORIES)}.",
         pages=[f"https://{site}/story/{rng.randrange(10**6)}"],
     )
 
 
-ERRANDS = [errand_search, errand_reply, errand_signup, errand_login, errand_buy, errand_like,
-           errand_read]
+ERRANDS = [
+    errand_search,
+    errand_reply,
+    errand_signup,
+    errand_login,
+    errand_buy,
+    errand_like,
+    errand_read,
+]
 
 
 # -- renderers ------------------------------------------------------------------------------
@@ -222,17 +354,31 @@ def render_anthropic(errand: Errand, rng: random.Random) -> dict[str, Any]:
         content: list[dict[str, Any]] = []
         if say:
             content.append({"type": "text", "text": say})
-        content.append({"type": "tool_use", "id": tid, "name": "computer",
-                        "input": {"action": action, **(extra or {})}})
+        content.append(
+            {
+                "type": "tool_use",
+                "id": tid,
+                "name": "computer",
+                "input": {"action": action, **(extra or {})},
+            }
+        )
         msgs.append({"role": "assistant", "content": content})
         result: list[dict[str, Any]] = []
         if action == "screenshot" or rng.random() < 0.15:
-            result.append({"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                                        "data": _shot(rng)}})
+            result.append(
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": _shot(rng)},
+                }
+            )
         else:
             result.append({"type": "text", "text": "ok"})
-        msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": tid,
-                                                  "content": result}]})
+        msgs.append(
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": tid, "content": result}],
+            }
+        )
 
     use("screenshot", say="I'll take a look at the screen first.")
     for act in errand.acts:
@@ -247,23 +393,40 @@ def render_anthropic(errand: Errand, rng: random.Random) -> dict[str, Any]:
         elif act.kind == "key":
             use("key", {"text": act.text})
         elif act.kind == "scroll":
-            use("scroll", {"coordinate": [640, 400], "scroll_direction": "down",
-                           "scroll_amount": rng.choice([3, 5, 10])})
+            use(
+                "scroll",
+                {
+                    "coordinate": [640, 400],
+                    "scroll_direction": "down",
+                    "scroll_amount": rng.choice([3, 5, 10]),
+                },
+            )
     use("screenshot")
     msgs.append({"role": "assistant", "content": [{"type": "text", "text": errand.outcome}]})
     return {
         "model": "claude-sonnet-4-5",
         "max_tokens": 4096,
-        "tools": [{"type": "computer_20250124", "name": "computer", "display_width_px": 1280,
-                   "display_height_px": 800}],
+        "tools": [
+            {
+                "type": "computer_20250124",
+                "name": "computer",
+                "display_width_px": 1280,
+                "display_height_px": 800,
+            }
+        ],
         "messages": msgs,
     }
 
 
 def render_openai(errand: Errand, rng: random.Random) -> dict[str, Any]:
     """An OpenAI Responses input list with computer_call / computer_call_output items."""
-    items: list[dict[str, Any]] = [{"type": "message", "role": "user",
-                                    "content": [{"type": "input_text", "text": errand.prompt}]}]
+    items: list[dict[str, Any]] = [
+        {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": errand.prompt}],
+        }
+    ]
     url = "about:blank"
     n = 0
 
@@ -271,13 +434,28 @@ def render_openai(errand: Errand, rng: random.Random) -> dict[str, Any]:
         nonlocal n, url
         n += 1
         cid = f"call_{hashlib.sha1(f'{errand.prompt}{n}{rng.random()}'.encode()).hexdigest()[:24]}"
-        items.append({"type": "computer_call", "id": f"cu_{cid[5:]}", "call_id": cid,
-                      "action": action, "pending_safety_checks": [], "status": "completed"})
+        items.append(
+            {
+                "type": "computer_call",
+                "id": f"cu_{cid[5:]}",
+                "call_id": cid,
+                "action": action,
+                "pending_safety_checks": [],
+                "status": "completed",
+            }
+        )
         url = new_url or url
-        items.append({"type": "computer_call_output", "call_id": cid,
-                      "output": {"type": "computer_screenshot",
-                                 "image_url": f"data:image/png;base64,{_shot(rng)}"},
-                      "current_url": url})
+        items.append(
+            {
+                "type": "computer_call_output",
+                "call_id": cid,
+                "output": {
+                    "type": "computer_screenshot",
+                    "image_url": f"data:image/png;base64,{_shot(rng)}",
+                },
+                "current_url": url,
+            }
+        )
 
     for act in errand.acts:
         if act.kind == "open":
@@ -289,15 +467,29 @@ def render_openai(errand: Errand, rng: random.Random) -> dict[str, Any]:
         elif act.kind == "type":
             call({"type": "type", "text": act.text})
         elif act.kind == "key":
-            call({"type": "keypress", "keys": [str(act.text).upper()]},
-                 new_url=errand.pages[0] if errand.pages else None)
+            call(
+                {"type": "keypress", "keys": [str(act.text).upper()]},
+                new_url=errand.pages[0] if errand.pages else None,
+            )
         elif act.kind == "scroll":
-            call({"type": "scroll", "x": 640, "y": 400, "scroll_x": 0,
-                  "scroll_y": rng.choice([300, 500, 800])})
+            call(
+                {
+                    "type": "scroll",
+                    "x": 640,
+                    "y": 400,
+                    "scroll_x": 0,
+                    "scroll_y": rng.choice([300, 500, 800]),
+                }
+            )
     if errand.pages:
         url = errand.pages[-1]
-    items.append({"type": "message", "role": "assistant",
-                  "content": [{"type": "output_text", "text": errand.outcome}]})
+    items.append(
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": errand.outcome}],
+        }
+    )
     return {"model": "computer-use-preview", "input": items}
 
 
@@ -308,11 +500,15 @@ def make_accounts(rng: random.Random, n: int) -> list[dict[str, str]]:
     accounts = []
     for i in range(n):
         first, last = rng.choice(FIRST), rng.choice(LAST)
-        accounts.append({
-            "account_id": f"acct_{i:04d}",
-            "email": f"{first.lower()}.{last.lower()}{rng.randrange(10, 99)}@mailbox.example",
-            "password": "".join(rng.choice("abcdefghjkmnpqrstuvwxyz23456789!#") for _ in range(12)),
-        })
+        accounts.append(
+            {
+                "account_id": f"acct_{i:04d}",
+                "email": f"{first.lower()}.{last.lower()}{rng.randrange(10, 99)}@mailbox.example",
+                "password": "".join(
+                    rng.choice("abcdefghjkmnpqrstuvwxyz23456789!#") for _ in range(12)
+                ),
+            }
+        )
     return accounts
 
 
@@ -329,15 +525,19 @@ def generate(spec: CorpusSpec) -> list[dict[str, Any]]:
         start = EPOCH + timedelta(seconds=rng.randrange(spec.days * 86400))
         use_anthropic = rng.random() < spec.anthropic_share
         trace = render_anthropic(errand, rng) if use_anthropic else render_openai(errand, rng)
-        envelopes.append({
-            "account_id": who["account_id"],
-            "interaction_id": f"gen{spec.seed}-{n:06d}",
-            "started_at": start.isoformat(),
-            "ended_at": (start + timedelta(seconds=rng.randrange(20, 400))).isoformat(),
-            "metadata": {"generator": "tracewatch.eval.corpus",
-                         "errand": make.__name__.removeprefix("errand_")},
-            "trace": trace,
-        })
+        envelopes.append(
+            {
+                "account_id": who["account_id"],
+                "interaction_id": f"gen{spec.seed}-{n:06d}",
+                "started_at": start.isoformat(),
+                "ended_at": (start + timedelta(seconds=rng.randrange(20, 400))).isoformat(),
+                "metadata": {
+                    "generator": "tracewatch.eval.corpus",
+                    "errand": make.__name__.removeprefix("errand_"),
+                },
+                "trace": trace,
+            }
+        )
     envelopes.sort(key=lambda e: e["started_at"])
     return envelopes
 
@@ -349,5 +549,9 @@ def write_corpus(spec: CorpusSpec, out_dir: Path) -> dict[str, Any]:
     with open(path, "wb") as fh:
         for env in envelopes:
             fh.write(orjson.dumps(env) + b"\n")
-    return {"path": str(path), "interactions": len(envelopes),
-            "accounts": len({e["account_id"] for e in envelopes}), "bytes": path.stat().st_size}
+    return {
+        "path": str(path),
+        "interactions": len(envelopes),
+        "accounts": len({e["account_id"] for e in envelopes}),
+        "bytes": path.stat().st_size,
+    }

@@ -40,10 +40,12 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-quarantine_app = typer.Typer(help="Records that could not be read, kept with the reason.",
-                             no_args_is_help=True)
-corpus_app = typer.Typer(help="Generate synthetic trace corpora (seeded, deterministic).",
-                         no_args_is_help=True)
+quarantine_app = typer.Typer(
+    help="Records that could not be read, kept with the reason.", no_args_is_help=True
+)
+corpus_app = typer.Typer(
+    help="Generate synthetic trace corpora (seeded, deterministic).", no_args_is_help=True
+)
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(corpus_app, name="corpus")
 
@@ -92,16 +94,23 @@ def _root(
 def ingest_cmd(
     paths: Annotated[
         list[str],
-        typer.Argument(help="Files, folders (read recursively) or - for stdin.", show_default=False),
+        typer.Argument(
+            help="Files, folders (read recursively) or - for stdin.", show_default=False
+        ),
     ],
     format: Annotated[
         str | None,
-        typer.Option("--format", "-f", help="Trace format, if detection should be skipped "
-                     "(see `tracewatch formats`)."),
+        typer.Option(
+            "--format",
+            "-f",
+            help="Trace format, if detection should be skipped (see `tracewatch formats`).",
+        ),
     ] = None,
     account: Annotated[
         str | None,
-        typer.Option("--account", "-a", help="Account for bare traces that come without an envelope."),
+        typer.Option(
+            "--account", "-a", help="Account for bare traces that come without an envelope."
+        ),
     ] = None,
     db: DbOption = None,
     json: JsonOption = False,
@@ -175,21 +184,28 @@ def ingest_cmd(
             f"extension ({', '.join(TRACE_SUFFIXES)}):[/] {shown}{more}"
         )
     if report.quarantined:
-        out.print("[dim]see them with[/] tracewatch quarantine list"
-                  + (f" --db {db}" if db else ""))
+        out.print(
+            "[dim]see them with[/] tracewatch quarantine list" + (f" --db {db}" if db else "")
+        )
 
 
 @app.command("stats")
-def stats_cmd(db: DbOption = None, json: JsonOption = False,
-              top: Annotated[int, typer.Option(help="Accounts to list.")] = 10) -> None:
+def stats_cmd(
+    db: DbOption = None,
+    json: JsonOption = False,
+    top: Annotated[int, typer.Option(help="Accounts to list.")] = 10,
+) -> None:
     """Counts of what is stored: interactions by account, format and day, and the quarantine."""
     with _open(db, read_only=True) as store:
         data = store.stats(top_accounts=top)
     if json:
         _print_json(data)
         return
-    head = Table(title=f"tracewatch store {data['db']} (schema v{data['schema_version']})",
-                 title_justify="left", show_header=False)
+    head = Table(
+        title=f"tracewatch store {data['db']} (schema v{data['schema_version']})",
+        title_justify="left",
+        show_header=False,
+    )
     head.add_column("what")
     head.add_column("count", justify="right")
     for key in ("interactions", "steps", "accounts", "quarantined"):
@@ -202,10 +218,18 @@ def stats_cmd(db: DbOption = None, json: JsonOption = False,
     for k, v in data["by_format"].items():
         fmt.add_row(k, str(v))
     out.print(fmt)
-    acc = Table("account", "interactions", "first", "last", title=f"top {top} accounts",
-                title_justify="left")
+    acc = Table(
+        "account",
+        "interactions",
+        "first",
+        "last",
+        title=f"top {top} accounts",
+        title_justify="left",
+    )
     for row in data["top_accounts"]:
-        acc.add_row(row["account_id"], str(row["interactions"]), row["first"][:16], row["last"][:16])
+        acc.add_row(
+            row["account_id"], str(row["interactions"]), row["first"][:16], row["last"][:16]
+        )
     out.print(acc)
     days = Table("day (UTC)", "interactions", title="by day", title_justify="left")
     for k, v in data["by_day"].items():
@@ -214,8 +238,11 @@ def stats_cmd(db: DbOption = None, json: JsonOption = False,
 
 
 @quarantine_app.command("list")
-def quarantine_list(db: DbOption = None, json: JsonOption = False,
-                    limit: Annotated[int | None, typer.Option(help="Show at most N.")] = None) -> None:
+def quarantine_list(
+    db: DbOption = None,
+    json: JsonOption = False,
+    limit: Annotated[int | None, typer.Option(help="Show at most N.")] = None,
+) -> None:
     """Every rejected record with its source file, line, the adapter tried and the error."""
     with _open(db, read_only=True) as store:
         rows = store.quarantine(limit=limit)
@@ -225,12 +252,16 @@ def quarantine_list(db: DbOption = None, json: JsonOption = False,
     if not rows:
         out.print("The quarantine is empty: every record read so far was stored.")
         return
-    out.print(f"[bold]{len(rows)} quarantined records[/]  (raw bytes: tracewatch quarantine show ID)")
+    out.print(
+        f"[bold]{len(rows)} quarantined records[/]  (raw bytes: tracewatch quarantine show ID)"
+    )
     for r in rows:
         where = f"{r['source_file']}" + (f":{r['line']}" if r["line"] else "")
         tried = f" via {r['adapter']}" if r["adapter"] else ""
-        out.print(f"[yellow]{r['quarantine_id']}[/] {where}  [bold]{r['reason']}[/]{tried}",
-                  highlight=False)
+        out.print(
+            f"[yellow]{r['quarantine_id']}[/] {where}  [bold]{r['reason']}[/]{tried}",
+            highlight=False,
+        )
         out.print(f"    {r['error']}", highlight=False, soft_wrap=False)
 
 
@@ -261,8 +292,9 @@ def formats_cmd(json: JsonOption = False) -> None:
 def corpus_generate(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write envelopes into.")],
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same corpus.")] = 7,
-    interactions: Annotated[int, typer.Option("--interactions", "-n", min=1,
-                                              help="How many interactions.")] = 400,
+    interactions: Annotated[
+        int, typer.Option("--interactions", "-n", min=1, help="How many interactions.")
+    ] = 400,
     accounts: Annotated[int, typer.Option(min=1, help="How many accounts.")] = 24,
     days: Annotated[int, typer.Option(min=1, help="Days the corpus spans.")] = 14,
     json: JsonOption = False,
@@ -275,8 +307,10 @@ def corpus_generate(
     if json:
         _print_json(written)
         return
-    out.print(f"wrote {written['interactions']} interactions for {written['accounts']} accounts "
-              f"to {written['path']}")
+    out.print(
+        f"wrote {written['interactions']} interactions for {written['accounts']} accounts "
+        f"to {written['path']}"
+    )
 
 
 def main() -> None:

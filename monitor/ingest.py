@@ -154,7 +154,9 @@ def read_records(src: Path | str, on_bytes: Callable[[int], None]) -> Iterator[R
         try:
             doc = load_eval_zip(src)
         except (AdapterError, OSError, orjson.JSONDecodeError) as exc:
-            yield Record(str(src), None, _keep(raw), error=f"unreadable .eval archive: {exc}", mtime=mtime)
+            yield Record(
+                str(src), None, _keep(raw), error=f"unreadable .eval archive: {exc}", mtime=mtime
+            )
             return
         yield Record(str(src), None, None, doc=doc, mtime=mtime)
         return
@@ -176,7 +178,10 @@ def read_records(src: Path | str, on_bytes: Callable[[int], None]) -> Iterator[R
 
 
 def _read_stream(
-    fh: BinaryIO, source: str, mtime: datetime | None, on_bytes: Callable[[int], None],
+    fh: BinaryIO,
+    source: str,
+    mtime: datetime | None,
+    on_bytes: Callable[[int], None],
     sniff: bool = False,
 ) -> Iterator[Record]:
     if sniff:
@@ -205,8 +210,9 @@ def _read_stream(
         try:
             yield Record(source, lineno, line, doc=_parse(line), mtime=mtime)
         except orjson.JSONDecodeError as exc:
-            yield Record(source, lineno, _keep(line.rstrip(b"\n")), error=f"invalid JSON: {exc}",
-                         mtime=mtime)
+            yield Record(
+                source, lineno, _keep(line.rstrip(b"\n")), error=f"invalid JSON: {exc}", mtime=mtime
+            )
 
 
 def _reject(rec: Record, reason: str, error: str, adapter: str | None = None) -> Rejected:
@@ -247,15 +253,23 @@ def build_interactions(
     out: list[Interaction] = []
     try:
         for n, trace in enumerate(traces):
-            out.append(_interaction(rec, envelope, trace, n, len(traces), adapter.name, opts, report))
+            out.append(
+                _interaction(rec, envelope, trace, n, len(traces), adapter.name, opts, report)
+            )
     except ValidationError as exc:
         return [], _reject(rec, "invalid_interaction", describe_validation_error(exc), adapter.name)
     return out, None
 
 
 def _interaction(
-    rec: Record, env: Envelope | None, trace: ParsedTrace, n: int, total: int, fmt: str,
-    opts: IngestOptions, report: IngestReport,
+    rec: Record,
+    env: Envelope | None,
+    trace: ParsedTrace,
+    n: int,
+    total: int,
+    fmt: str,
+    opts: IngestOptions,
+    report: IngestReport,
 ) -> Interaction:
     if env is not None:
         account = env.account_id
@@ -267,7 +281,9 @@ def _interaction(
         report.defaults_used["account from the trace's user attribute"] += 1
     else:
         account = DEFAULT_ACCOUNT
-        report.defaults_used[f"account defaulted to '{DEFAULT_ACCOUNT}' (no envelope, no --account)"] += 1
+        report.defaults_used[
+            f"account defaulted to '{DEFAULT_ACCOUNT}' (no envelope, no --account)"
+        ] += 1
     started = own_time = (env.started_at if env else None) or trace.started_at
     if started is None and rec.mtime is not None:
         started = rec.mtime

@@ -64,7 +64,7 @@ def domain_of(url: str | None) -> str | None:
     except ValueError:
         return None
     host = (parts.hostname or "").lower()
-    if not host or "." not in host and host != "localhost":
+    if not host or ("." not in host and host != "localhost"):
         return None
     return host.removeprefix("www.")
 

@@ -198,7 +198,8 @@ class Store:
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(
                 f"{self.path}: no such database. Ingest something first "
-                "(tracewatch ingest PATH --db ...) or point --db / TRACEWATCH_DB at an existing one."
+                "(tracewatch ingest PATH --db ...) or point --db / TRACEWATCH_DB at an "
+                "existing one."
             )
         try:
             self.con = duckdb.connect(self.path, read_only=read_only)
@@ -465,4 +466,6 @@ class Store:
         return bytes(row[0]) if row and row[0] is not None else None
 
     def interaction_ids(self) -> Iterable[str]:
-        return (r[0] for r in self.con.execute("SELECT interaction_id FROM interactions").fetchall())
+        return (
+            r[0] for r in self.con.execute("SELECT interaction_id FROM interactions").fetchall()
+        )

@@ -15,7 +15,11 @@ from tracewatch.trace_adapters.inspect_ai import load_eval_zip
 
 
 def parse(path: Path) -> tuple[str, list[ParsedTrace]]:
-    doc = load_eval_zip(path) if path.suffix == ".eval" else orjson.loads(strip_blobs(path.read_bytes()))
+    doc = (
+        load_eval_zip(path)
+        if path.suffix == ".eval"
+        else orjson.loads(strip_blobs(path.read_bytes()))
+    )
     adapter = detect(doc)
     return adapter.name, list(adapter.parse(doc))
 
@@ -29,7 +33,8 @@ def one(samples: Path, rel: str, fmt: str) -> ParsedTrace:
 
 def test_every_sample_file_is_read(samples: Path) -> None:
     files = [
-        p for p in samples.rglob("*")
+        p
+        for p in samples.rglob("*")
         if p.is_file() and p.name != "SOURCE.txt" and not {"spec", "spec-examples"} & set(p.parts)
     ]
     assert len(files) >= 20
@@ -39,8 +44,11 @@ def test_every_sample_file_is_read(samples: Path) -> None:
 
 
 def test_agentdojo_harmful_transfer(samples: Path) -> None:
-    t = one(samples, "agentdojo/gpt4o_banking_ut1_important_instructions_it0__security_TRUE.json",
-            "agentdojo")
+    t = one(
+        samples,
+        "agentdojo/gpt4o_banking_ut1_important_instructions_it0__security_TRUE.json",
+        "agentdojo",
+    )
     calls = [s for s in t.steps if s.kind == StepKind.tool_call]
     assert [c.tool_name for c in calls] == ["get_most_recent_transactions", "send_money"]
     send = calls[1]
@@ -52,8 +60,11 @@ def test_agentdojo_harmful_transfer(samples: Path) -> None:
 
 
 def test_agentdojo_claude_pairs_toolu_ids(samples: Path) -> None:
-    t = one(samples, "agentdojo/claude37_banking_ut0_important_instructions_it0__security_FALSE.json",
-            "agentdojo")
+    t = one(
+        samples,
+        "agentdojo/claude37_banking_ut0_important_instructions_it0__security_FALSE.json",
+        "agentdojo",
+    )
     call = next(s for s in t.steps if s.kind == StepKind.tool_call)
     assert call.call_id.startswith("toolu_") and call.tool_name == "read_file"
     assert "Bill for the month of December 2023" in call.result
@@ -69,7 +80,10 @@ def test_browser_use_old_format(samples: Path) -> None:
     assert any(s.action == "open_tab" and s.target_domain == "duckduckgo.com" for s in nav)
     failed_click = next(s for s in t.steps if s.action == "click")
     assert failed_click.is_error and "Failed to click" in failed_click.result
-    assert failed_click.arguments["element"]["href"] == "https://gorilla.cs.berkeley.edu/leaderboard.html"
+    assert (
+        failed_click.arguments["element"]["href"]
+        == "https://gorilla.cs.berkeley.edu/leaderboard.html"
+    )
     assert t.started_at is not None and t.started_at.year == 2025
 
 
@@ -90,7 +104,10 @@ def test_openhands_pairs_by_cause(samples: Path) -> None:
     assert not runs[0].is_error and runs[1].is_error  # exit code -1 (timed out)
     assert "Serving HTTP" in runs[1].result
     edits = [s for s in t.steps if s.action == "edit"]
-    assert [e.target_app for e in edits] == ["/workspace/todo-app/index.html", "/workspace/todo-app/app.js"]
+    assert [e.target_app for e in edits] == [
+        "/workspace/todo-app/index.html",
+        "/workspace/todo-app/app.js",
+    ]
     assert t.steps[0].actor == Actor.user and "VueJS" in t.steps[0].text
     assert t.model and "claude" in t.model
     assert "awaiting_user_input" in t.metadata["agent_states"]
@@ -106,7 +123,9 @@ def test_swe_agent_new_format_pairs_repeated_ids(samples: Path) -> None:
     t = one(samples, "swe-agent/marshmallow-code__marshmallow-1867.traj", "swe_agent")
     calls = [s for s in t.steps if s.kind == StepKind.tool_call]
     assert len(calls) == 11
-    assert all(c.result is not None for c in calls)  # ids repeat in this replay; each call still gets one
+    assert all(
+        c.result is not None for c in calls
+    )  # ids repeat in this replay; each call still gets one
     assert calls[-1].tool_name == "submit"
 
 
@@ -183,16 +202,24 @@ def test_otel_spec_message_examples_as_span_content(samples: Path, example: str)
     """The spec's own gen_ai message examples, carried in a chat span as a JSON string."""
     path = next((samples / "otel-genai/spec-examples").glob(f"{example}_*.json"))
     content = path.read_text()
-    span = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "chat gpt-4o",
-            "startTimeUnixNano": "1700000000000000000",
-            "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
-                           {"key": "gen_ai.output.messages", "value": {"stringValue": content}}]}
+    span = {
+        "traceId": "ab" * 16,
+        "spanId": "cd" * 8,
+        "name": "chat gpt-4o",
+        "startTimeUnixNano": "1700000000000000000",
+        "attributes": [
+            {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+            {"key": "gen_ai.output.messages", "value": {"stringValue": content}},
+        ],
+    }
     doc = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [span]}]}]}
     t = next(detect(doc).parse(doc))
     calls = [s for s in t.steps if s.kind == StepKind.tool_call]
     if example == "07":
         assert calls[0].tool_name == "get_weather" and calls[0].arguments == {"location": "Paris"}
     elif example == "09":
-        assert calls[0].call_id == "call_VSPygqKTWdrhaFErNvMV18Yl" and calls[0].result == "rainy, 57°F"
+        assert (
+            calls[0].call_id == "call_VSPygqKTWdrhaFErNvMV18Yl" and calls[0].result == "rainy, 57°F"
+        )
     else:
         assert calls[0].tool_name == "code_interpreter" and "(10, 20)" in calls[0].result

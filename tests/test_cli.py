@@ -13,8 +13,9 @@ from tracewatch.eval.corpus import CorpusSpec, write_corpus
 TW = [sys.executable, "-m", "tracewatch.monitor.cli"]
 
 
-def run(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[bytes]:
+def run(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([*TW, *args], input=stdin, capture_output=True, timeout=120, env=env)
 
 
@@ -32,19 +33,35 @@ def test_ingest_stats_quarantine_json(tmp_path: Path) -> None:
     assert stats["interactions"] == 60 and stats["accounts"] == 5 and stats["quarantined"] == 1
     assert sum(stats["by_format"].values()) == 60
     q = orjson.loads(run("quarantine", "list", "--db", db, "--json").stdout)
-    assert q[0]["source_file"] == str(bad) and q[0]["line"] == 1 and q[0]["reason"] == "invalid_json"
+    assert (
+        q[0]["source_file"] == str(bad) and q[0]["line"] == 1 and q[0]["reason"] == "invalid_json"
+    )
     human = run("ingest", str(corpus), "--db", db)
     assert human.returncode == 0 and b"duplicates skipped" in human.stdout
 
 
 def test_stdin_and_env_db(tmp_path: Path) -> None:
     env = {"TRACEWATCH_DB": str(tmp_path / "env.duckdb"), "PATH": "/usr/bin:/bin"}
-    line = orjson.dumps({"account_id": "s1", "trace": {"input": [
-        {"type": "computer_call", "call_id": "c", "action": {"type": "type", "text": "hi"}}]}})
+    line = orjson.dumps(
+        {
+            "account_id": "s1",
+            "trace": {
+                "input": [
+                    {
+                        "type": "computer_call",
+                        "call_id": "c",
+                        "action": {"type": "type", "text": "hi"},
+                    }
+                ]
+            },
+        }
+    )
     r = run("ingest", "-", "--json", stdin=line + b"\n", env=env)
     assert r.returncode == 0, r.stderr
     assert orjson.loads(r.stdout)["ingested"] == 1
-    assert orjson.loads(run("stats", "--json", env=env).stdout)["by_format"] == {"openai_responses": 1}
+    assert orjson.loads(run("stats", "--json", env=env).stdout)["by_format"] == {
+        "openai_responses": 1
+    }
 
 
 def test_errors_are_clear_and_nonzero(tmp_path: Path) -> None:
@@ -65,6 +82,14 @@ def test_help_explains() -> None:
     assert r.returncode == 0
     assert b"envelope" in r.stdout and b"--account" in r.stdout
     formats = orjson.loads(run("formats", "--json").stdout)
-    assert {f["name"] for f in formats} >= {"anthropic", "openai_responses", "openai_chat",
-                                           "otel_genai", "browser_use", "openhands", "swe_agent",
-                                           "inspect_ai", "agentdojo"}
+    assert {f["name"] for f in formats} >= {
+        "anthropic",
+        "openai_responses",
+        "openai_chat",
+        "otel_genai",
+        "browser_use",
+        "openhands",
+        "swe_agent",
+        "inspect_ai",
+        "agentdojo",
+    }

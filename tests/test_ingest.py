@@ -27,7 +27,9 @@ def corpus_5k(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(write_corpus(CorpusSpec(seed=11, interactions=5000, accounts=60), out)["path"])
 
 
-def test_5k_mixed_corpus_ingests_completely_and_idempotently(corpus_5k: Path, tmp_path: Path) -> None:
+def test_5k_mixed_corpus_ingests_completely_and_idempotently(
+    corpus_5k: Path, tmp_path: Path
+) -> None:
     db = tmp_path / "tw.duckdb"
     with Store(db) as store:
         first = ingest([str(corpus_5k)], store)
@@ -49,18 +51,30 @@ def test_5k_mixed_corpus_ingests_completely_and_idempotently(corpus_5k: Path, tm
     # screenshots are attachments (hash + size), never bytes
     atts = con.execute("SELECT count(*) FROM steps WHERE attachments IS NOT NULL").fetchone()[0]
     assert atts > 5000
-    assert con.execute("SELECT count(*) FROM steps WHERE text LIKE '%iVBORw0KGgo%' "
-                       "OR result LIKE '%iVBORw0KGgo%'").fetchone()[0] == 0
+    assert (
+        con.execute(
+            "SELECT count(*) FROM steps WHERE text LIKE '%iVBORw0KGgo%' "
+            "OR result LIKE '%iVBORw0KGgo%'"
+        ).fetchone()[0]
+        == 0
+    )
     # the typed URLs give the domains later stages query
     assert con.execute("SELECT count(DISTINCT target_domain) FROM steps").fetchone()[0] >= 15
 
 
 def _envelope(i: int) -> bytes:
-    return orjson.dumps({
-        "account_id": f"a{i % 3}", "started_at": f"2026-10-0{1 + i % 5}T10:00:00Z",
-        "trace": {"messages": [{"role": "user", "content": f"hello {i}"},
-                               {"role": "assistant", "content": [{"type": "text", "text": "hi"}]}]},
-    })
+    return orjson.dumps(
+        {
+            "account_id": f"a{i % 3}",
+            "started_at": f"2026-10-0{1 + i % 5}T10:00:00Z",
+            "trace": {
+                "messages": [
+                    {"role": "user", "content": f"hello {i}"},
+                    {"role": "assistant", "content": [{"type": "text", "text": "hi"}]},
+                ]
+            },
+        }
+    )
 
 
 def test_broken_lines_are_quarantined_with_file_line_reason(tmp_path: Path) -> None:
@@ -71,8 +85,13 @@ def test_broken_lines_are_quarantined_with_file_line_reason(tmp_path: Path) -> N
         _envelope(2),
         orjson.dumps({"acount_id": "typo", "trace": {"messages": []}}),  # bad envelope field
         orjson.dumps({"account_id": "a1", "trace": {"weird": True}}),  # no format matches
-        orjson.dumps({"account_id": "a1", "format": "openai_responses",
-                      "trace": {"input": [{"type": "computer_call", "call_id": "c1"}]}}),
+        orjson.dumps(
+            {
+                "account_id": "a1",
+                "format": "openai_responses",
+                "trace": {"input": [{"type": "computer_call", "call_id": "c1"}]},
+            }
+        ),
         _envelope(3),
     ]
     f.write_bytes(b"\n".join(lines) + b"\n")
@@ -103,20 +122,35 @@ def test_quarantine_keeps_raw_and_is_not_duplicated(tmp_path: Path) -> None:
 
 def test_bare_file_with_account_and_defaults(tmp_path: Path) -> None:
     f = tmp_path / "chat.json"
-    f.write_bytes(orjson.dumps({"model": "gpt-4o", "messages": [
-        {"role": "user", "content": "weather?"},
-        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
-                                               "function": {"name": "get_weather",
-                                                            "arguments": "{\"city\": \"Oslo\""}}]},
-        {"role": "tool", "tool_call_id": "c1", "content": "rain"},
-    ]}))
+    f.write_bytes(
+        orjson.dumps(
+            {
+                "model": "gpt-4o",
+                "messages": [
+                    {"role": "user", "content": "weather?"},
+                    {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {
+                                "id": "c1",
+                                "type": "function",
+                                "function": {"name": "get_weather", "arguments": '{"city": "Oslo"'},
+                            }
+                        ],
+                    },
+                    {"role": "tool", "tool_call_id": "c1", "content": "rain"},
+                ],
+            }
+        )
+    )
     with Store(tmp_path / "b.duckdb") as store:
         rep = ingest([str(f)], store, IngestOptions(account="acme-42"))
         row = store.con.execute("SELECT account_id, source_format FROM interactions").fetchone()
         step = store.con.execute(
-            "SELECT arguments, result FROM steps WHERE kind = 'tool_call'").fetchone()
+            "SELECT arguments, result FROM steps WHERE kind = 'tool_call'"
+        ).fetchone()
     assert row == ("acme-42", "openai_chat")
-    assert orjson.loads(step[0]) == {"_raw": "{\"city\": \"Oslo\""}  # malformed args kept raw
+    assert orjson.loads(step[0]) == {"_raw": '{"city": "Oslo"'}  # malformed args kept raw
     assert step[1] == "rain"
     assert rep.defaults_used["account from --account"] == 1
     assert rep.defaults_used["time from the file's modification time"] == 1
@@ -152,11 +186,40 @@ def test_big_screenshots_are_dropped_before_parsing(tmp_path: Path) -> None:
     b64 = base64.b64encode(png).decode()
     msgs = [{"role": "user", "content": "go"}]
     for i in range(10):
-        msgs.append({"role": "assistant", "content": [{"type": "tool_use", "id": f"t{i}",
-                     "name": "computer", "input": {"action": "screenshot"}}]})
-        msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"t{i}",
-                     "content": [{"type": "image", "source": {"type": "base64",
-                                  "media_type": "image/png", "data": b64}}]}]})
+        msgs.append(
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": f"t{i}",
+                        "name": "computer",
+                        "input": {"action": "screenshot"},
+                    }
+                ],
+            }
+        )
+        msgs.append(
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": f"t{i}",
+                        "content": [
+                            {
+                                "type": "image",
+                                "source": {
+                                    "type": "base64",
+                                    "media_type": "image/png",
+                                    "data": b64,
+                                },
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
     raw = orjson.dumps({"account_id": "big", "trace": {"messages": msgs}})
     assert len(raw) > 40_000_000
     assert len(strip_blobs(raw)) < 10_000
@@ -164,18 +227,27 @@ def test_big_screenshots_are_dropped_before_parsing(tmp_path: Path) -> None:
     f.write_bytes(raw + b"\n")
     with Store(tmp_path / "big.duckdb") as store:
         assert ingest([str(f)], store).inserted == 1
-        atts = store.con.execute("SELECT attachments FROM steps WHERE attachments IS NOT NULL").fetchall()
+        atts = store.con.execute(
+            "SELECT attachments FROM steps WHERE attachments IS NOT NULL"
+        ).fetchall()
     assert len(atts) == 10
     first = orjson.loads(atts[0][0])[0]
-    assert first == {"media_type": "image/png", "size": len(png),
-                     "sha256": hashlib.sha256(png).hexdigest()}
+    assert first == {
+        "media_type": "image/png",
+        "size": len(png),
+        "sha256": hashlib.sha256(png).hexdigest(),
+    }
 
 
 def test_locked_database_gives_a_clear_error(tmp_path: Path) -> None:
     db = tmp_path / "locked.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"import duckdb,time; c=duckdb.connect({str(db)!r}); print('ready', flush=True); time.sleep(30)"],
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb,time; c=duckdb.connect({str(db)!r}); "
+            "print('ready', flush=True); time.sleep(30)",
+        ],
         stdout=subprocess.PIPE,
     )
     try:
@@ -190,8 +262,12 @@ def test_locked_database_gives_a_clear_error(tmp_path: Path) -> None:
 def test_killed_ingest_keeps_whole_batches_and_resumes(corpus_5k: Path, tmp_path: Path) -> None:
     db = tmp_path / "crash.duckdb"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([*TW, "ingest", str(corpus_5k), "--db", str(db), "--batch-size", "100"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*TW, "ingest", str(corpus_5k), "--db", str(db), "--batch-size", "100"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     # wait until some batches are committed, then kill without warning
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -205,7 +281,8 @@ def test_killed_ingest_keeps_whole_batches_and_resumes(corpus_5k: Path, tmp_path
         broken = store.con.execute(
             "SELECT count(*) FROM interactions i LEFT JOIN "
             "(SELECT interaction_id, count(*) n FROM steps GROUP BY 1) s USING (interaction_id) "
-            "WHERE coalesce(s.n, 0) <> i.n_steps").fetchone()[0]
+            "WHERE coalesce(s.n, 0) <> i.n_steps"
+        ).fetchone()[0]
         assert broken == 0  # never half an interaction
         assert partial % 100 == 0 and partial < 5000
         rep = ingest([str(corpus_5k)], store)

@@ -48,7 +48,8 @@ class AgentDojoAdapter(Adapter):
         if doc.get("injections"):
             meta["injection_slots"] = sorted(doc["injections"])
         native = "/".join(
-            str(doc.get(k)) for k in ("pipeline_name", "suite_name", "user_task_id", "injection_task_id")
+            str(doc.get(k))
+            for k in ("pipeline_name", "suite_name", "user_task_id", "injection_task_id")
         )
         yield ParsedTrace(
             steps=b.steps,

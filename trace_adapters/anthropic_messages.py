@@ -116,7 +116,9 @@ class AnthropicMessagesAdapter(Adapter):
         for i, msg in enumerate(all_msgs):
             role = msg.get("role")
             if role not in ("user", "assistant"):
-                raise AdapterError(f"messages[{i}].role: expected 'user' or 'assistant', got {role!r}")
+                raise AdapterError(
+                    f"messages[{i}].role: expected 'user' or 'assistant', got {role!r}"
+                )
             content = msg.get("content")
             actor = Actor.user if role == "user" else Actor.agent
             if isinstance(content, str):
@@ -221,7 +223,9 @@ class AnthropicMessagesAdapter(Adapter):
             url = args.get("url") if isinstance(args.get("url"), str) else None
             b.add(
                 Actor.agent,
-                StepKind.navigation if url and name in ("navigate", "browser_navigate") else StepKind.tool_call,
+                StepKind.navigation
+                if url and name in ("navigate", "browser_navigate")
+                else StepKind.tool_call,
                 tool_name=name,
                 call_id=call_id,
                 action=action or name,

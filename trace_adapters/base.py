@@ -71,9 +71,8 @@ class StepBuilder:
         return step
 
     def message(self, actor: Actor, text: str | None, **fields: Any) -> Step | None:
-        if text is None or not str(text).strip():
-            if not fields.get("attachments"):
-                return None
+        if (text is None or not str(text).strip()) and not fields.get("attachments"):
+            return None
         return self.add(actor, StepKind.message, text=text, **fields)
 
     def result(
@@ -112,7 +111,6 @@ class StepBuilder:
             target_url=target_url,
             timestamp=timestamp,
         )
-
 
     def _pending_call(self, call_id: str | None) -> Step | None:
         calls = self._calls.get(call_id) if call_id else None

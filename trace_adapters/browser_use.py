@@ -77,8 +77,14 @@ class BrowserUseAdapter(Adapter):
                 shots.append(att)
         if page_url or shots:
             # What the browser showed when this step began: page, title and screenshot.
-            b.add(Actor.environment, StepKind.observation, text=state.get("title") or None,
-                  target_url=page_url, timestamp=ts, attachments=shots)
+            b.add(
+                Actor.environment,
+                StepKind.observation,
+                text=state.get("title") or None,
+                target_url=page_url,
+                timestamp=ts,
+                attachments=shots,
+            )
         output = item.get("model_output")
         actions: list[Any] = []
         if output is not None:
@@ -96,7 +102,9 @@ class BrowserUseAdapter(Adapter):
                 if cs.get(key)
             ]
             if plan:
-                b.message(Actor.agent, "\n".join(plan), action="plan", timestamp=ts, target_url=page_url)
+                b.message(
+                    Actor.agent, "\n".join(plan), action="plan", timestamp=ts, target_url=page_url
+                )
             actions = output.get("action") or []
             if not isinstance(actions, list):
                 raise AdapterError(f"{where}.model_output.action: expected a list")
@@ -169,5 +177,10 @@ class BrowserUseAdapter(Adapter):
                 text = f"{text}\nerror: {err}" if text else f"error: {err}"
             if not text and not err:
                 continue
-            b.result(f"{step_no}:{i}" if i < len(actions) else None, short(text, 16000),
-                     is_error=bool(err), timestamp=ts, tool_name="browser")
+            b.result(
+                f"{step_no}:{i}" if i < len(actions) else None,
+                short(text, 16000),
+                is_error=bool(err),
+                timestamp=ts,
+                tool_name="browser",
+            )

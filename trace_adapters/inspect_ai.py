@@ -50,11 +50,15 @@ def load_eval_zip(path: Path) -> dict[str, Any]:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
             if "header.json" not in names and "_journal/start.json" not in names:
-                raise AdapterError(f"{path.name}: ZIP without header.json: not an Inspect .eval log")
+                raise AdapterError(
+                    f"{path.name}: ZIP without header.json: not an Inspect .eval log"
+                )
             header_name = "header.json" if "header.json" in names else "_journal/start.json"
             log = orjson.loads(zf.read(header_name))
             samples = []
-            for name in sorted(n for n in names if n.startswith("samples/") and n.endswith(".json")):
+            for name in sorted(
+                n for n in names if n.startswith("samples/") and n.endswith(".json")
+            ):
                 samples.append(orjson.loads(strip_blobs(zf.read(name))))
     except zipfile.BadZipFile as exc:
         raise AdapterError(f"{path.name}: not a valid ZIP ({exc})") from exc
@@ -97,8 +101,11 @@ class InspectAIAdapter(Adapter):
             if step.call_id in call_times:
                 step.timestamp = call_times[step.call_id]
         event_times = [
-            t for e in sample.get("events") or [] if isinstance(e, dict)
-            for t in (ts_from_iso(e.get("timestamp")),) if t
+            t
+            for e in sample.get("events") or []
+            if isinstance(e, dict)
+            for t in (ts_from_iso(e.get("timestamp")),)
+            if t
         ]
         start, end = span(b.steps)
         if event_times:
@@ -116,7 +123,9 @@ class InspectAIAdapter(Adapter):
         }
         if sample.get("scores"):
             meta["scores"] = sample["scores"]
-        native = sample.get("uuid") or f"{spec.get('run_id')}:{sample.get('id')}:{sample.get('epoch')}"
+        native = (
+            sample.get("uuid") or f"{spec.get('run_id')}:{sample.get('id')}:{sample.get('epoch')}"
+        )
         return ParsedTrace(
             steps=b.steps,
             started_at=start or ts_from_iso(spec.get("created")),

@@ -22,11 +22,15 @@ from tracewatch.trace_adapters.base import (
 
 
 def _is_result(m: dict[str, Any]) -> bool:
-    return isinstance(m.get("content"), list) and (
-        "structuredContent" in m or "isError" in m or all(
-            isinstance(c, dict) and "type" in c for c in m["content"]
+    return (
+        isinstance(m.get("content"), list)
+        and (
+            "structuredContent" in m
+            or "isError" in m
+            or all(isinstance(c, dict) and "type" in c for c in m["content"])
         )
-    ) and "role" not in m
+        and "role" not in m
+    )
 
 
 def _msgs(doc: Any) -> list[dict[str, Any]]:
@@ -53,14 +57,27 @@ class MCPAdapter(Adapter):
                 params = m.get("params") or {}
                 found: list[Attachment] = []
                 if m["method"] == "tools/call":
-                    b.add(Actor.agent, StepKind.tool_call, tool_name=params.get("name"),
-                          call_id=call_id, action=params.get("name"),
-                          arguments=as_arguments(params.get("arguments") or {}, found),
-                          target_app="mcp", attachments=found)
+                    b.add(
+                        Actor.agent,
+                        StepKind.tool_call,
+                        tool_name=params.get("name"),
+                        call_id=call_id,
+                        action=params.get("name"),
+                        arguments=as_arguments(params.get("arguments") or {}, found),
+                        target_app="mcp",
+                        attachments=found,
+                    )
                 else:
-                    b.add(Actor.agent, StepKind.tool_call, tool_name=m["method"], call_id=call_id,
-                          action=m["method"], arguments=as_arguments(params, found),
-                          target_app="mcp", attachments=found)
+                    b.add(
+                        Actor.agent,
+                        StepKind.tool_call,
+                        tool_name=m["method"],
+                        call_id=call_id,
+                        action=m["method"],
+                        arguments=as_arguments(params, found),
+                        target_app="mcp",
+                        attachments=found,
+                    )
                 continue
             result = m.get("result") if "result" in m else (m if _is_result(m) else None)
             if isinstance(m.get("error"), dict):
@@ -72,8 +89,13 @@ class MCPAdapter(Adapter):
                 if result.get("structuredContent") is not None:
                     structured = short(result["structuredContent"], 16000)
                     text = f"{text}\n{structured}" if text else structured
-                b.result(call_id, short(text, 16000), is_error=bool(result.get("isError")),
-                         attachments=found, tool_name="mcp")
+                b.result(
+                    call_id,
+                    short(text, 16000),
+                    is_error=bool(result.get("isError")),
+                    attachments=found,
+                    tool_name="mcp",
+                )
             else:
                 raise AdapterError(f"messages[{i}]: neither a request, a result nor an error")
         yield ParsedTrace(steps=b.steps, agent="mcp")

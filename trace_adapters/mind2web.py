@@ -13,7 +13,9 @@ from typing import Any
 from tracewatch.monitor.models import Actor, StepKind
 from tracewatch.trace_adapters.base import Adapter, AdapterError, ParsedTrace, StepBuilder
 
-_REPR = re.compile(r"^\[(?P<role>[^\]]*)\]\s*(?P<name>.*?)\s*->\s*(?P<op>[A-Z_]+)(?::\s*(?P<value>.*))?$", re.S)
+_REPR = re.compile(
+    r"^\[(?P<role>[^\]]*)\]\s*(?P<name>.*?)\s*->\s*(?P<op>[A-Z_]+)(?::\s*(?P<value>.*))?$", re.S
+)
 
 
 class Mind2WebAdapter(Adapter):
@@ -37,11 +39,19 @@ class Mind2WebAdapter(Adapter):
                     raise AdapterError(f"records[{n}].action_reprs[{i}]: unreadable action {rep!r}")
                 op = m.group("op").lower()
                 value = m.group("value")
-                b.add(Actor.agent, StepKind.computer_action, tool_name="browser",
-                      action="type" if op == "type" else op,
-                      arguments={"element_role": m.group("role").strip(),
-                                 "element": m.group("name").strip(), **({"value": value} if value else {})},
-                      text=value if op in ("type", "select") else None, target_app=site)
+                b.add(
+                    Actor.agent,
+                    StepKind.computer_action,
+                    tool_name="browser",
+                    action="type" if op == "type" else op,
+                    arguments={
+                        "element_role": m.group("role").strip(),
+                        "element": m.group("name").strip(),
+                        **({"value": value} if value else {}),
+                    },
+                    text=value if op in ("type", "select") else None,
+                    target_app=site,
+                )
             yield ParsedTrace(
                 steps=b.steps,
                 agent="mind2web-human",

@@ -87,7 +87,9 @@ class OpenAIChatAdapter(Adapter):
             return False
         for m in msgs:
             calls = m.get("tool_calls")
-            if calls and all(isinstance(c, dict) and isinstance(c.get("function"), dict) for c in calls):
+            if calls and all(
+                isinstance(c, dict) and isinstance(c.get("function"), dict) for c in calls
+            ):
                 return True
             if m.get("role") in ("tool", "function", "system", "developer"):
                 return True
@@ -105,7 +107,9 @@ class OpenAIChatAdapter(Adapter):
         yield ParsedTrace(
             steps=b.steps,
             model=body.get("model") or completion.get("model"),
-            native_id=completion.get("id") if completion.get("object") == "chat.completion" else None,
+            native_id=completion.get("id")
+            if completion.get("object") == "chat.completion"
+            else None,
             started_at=ts_from_epoch(completion.get("created")),
             metadata={"usage": completion["usage"]} if completion.get("usage") else {},
         )

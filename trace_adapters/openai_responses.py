@@ -70,9 +70,12 @@ class OpenAIResponsesAdapter(Adapter):
         if not items or not all(isinstance(i, dict) for i in items):
             return False
         typed = [i.get("type") for i in items if "type" in i]
-        return bool(typed) and all(t in ITEM_TYPES for t in typed) and any(
-            t != "message" for t in typed
-        ) | (isinstance(doc, dict) and doc.get("object") == "response")
+        return (
+            bool(typed)
+            and all(t in ITEM_TYPES for t in typed)
+            and any(t != "message" for t in typed)
+            | (isinstance(doc, dict) and doc.get("object") == "response")
+        )
 
     def parse(self, doc: Any) -> Iterator[ParsedTrace]:
         items = _items(doc)
@@ -188,6 +191,12 @@ class OpenAIResponsesAdapter(Adapter):
                 text=" ".join(cmd) if isinstance(cmd, list) else cmd,
             )
         elif itype in ("file_search_call", "item_reference"):
-            b.add(Actor.agent, StepKind.tool_call, tool_name=itype, call_id=item.get("id"), action=itype)
+            b.add(
+                Actor.agent,
+                StepKind.tool_call,
+                tool_name=itype,
+                call_id=item.get("id"),
+                action=itype,
+            )
         else:
             raise AdapterError(f"{where}.type: unknown item type {itype!r}")

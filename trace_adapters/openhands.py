@@ -75,12 +75,23 @@ class OpenHandsAdapter(Adapter):
         if states:
             return_meta["agent_states"] = states
         yield ParsedTrace(
-            steps=b.steps, started_at=start, ended_at=end, agent="openhands", model=model,
+            steps=b.steps,
+            started_at=start,
+            ended_at=end,
+            agent="openhands",
+            model=model,
             metadata=return_meta,
         )
 
-    def _action(self, b: StepBuilder, ev: dict[str, Any], tcm: dict[str, Any], ts: Any,
-                where: str, states: list[str]) -> None:
+    def _action(
+        self,
+        b: StepBuilder,
+        ev: dict[str, Any],
+        tcm: dict[str, Any],
+        ts: Any,
+        where: str,
+        states: list[str],
+    ) -> None:
         action = ev["action"]
         args = ev.get("args") or {}
         if not isinstance(args, dict):
@@ -107,30 +118,55 @@ class OpenHandsAdapter(Adapter):
             b.message(Actor.agent, text, action=action, **common)
         elif action in ("run", "run_ipython"):
             cmd = args.get("command") or args.get("code")
-            b.add(actor, StepKind.tool_call, action=action, text=cmd,
-                  arguments={k: v for k, v in args.items() if k in ("command", "code", "is_input")},
-                  **common)
+            b.add(
+                actor,
+                StepKind.tool_call,
+                action=action,
+                text=cmd,
+                arguments={k: v for k, v in args.items() if k in ("command", "code", "is_input")},
+                **common,
+            )
         elif action in ("read", "write", "edit"):
             keep = ("path", "command", "start", "end", "content", "old_str", "new_str", "file_text")
-            b.add(actor, StepKind.tool_call, action=action, target_app=args.get("path"),
-                  arguments={k: v for k, v in args.items() if k in keep and v not in (None, "")},
-                  **common)
+            b.add(
+                actor,
+                StepKind.tool_call,
+                action=action,
+                target_app=args.get("path"),
+                arguments={k: v for k, v in args.items() if k in keep and v not in (None, "")},
+                **common,
+            )
         elif action == "browse":
-            b.add(actor, StepKind.navigation, action="browse", target_url=args.get("url"),
-                  arguments={"url": args.get("url")}, **common)
+            b.add(
+                actor,
+                StepKind.navigation,
+                action="browse",
+                target_url=args.get("url"),
+                arguments={"url": args.get("url")},
+                **common,
+            )
         elif action == "browse_interactive":
             code = str(args.get("browser_actions") or "")
             goto = _GOTO.search(code)
             fill = _FILL.search(code)
-            b.add(actor, StepKind.computer_action, action="browse_interactive",
-                  target_url=goto.group(1) if goto else None,
-                  text=fill.group(1) if fill else None,
-                  arguments={"browser_actions": code}, **common)
+            b.add(
+                actor,
+                StepKind.computer_action,
+                action="browse_interactive",
+                target_url=goto.group(1) if goto else None,
+                text=fill.group(1) if fill else None,
+                arguments={"browser_actions": code},
+                **common,
+            )
         else:  # call_tool_mcp, delegate, and actions added in later versions
             name = args.get("name") if action == "call_tool_mcp" else None
-            b.add(actor, StepKind.tool_call, action=action,
-                  arguments={k: v for k, v in args.items() if k != "thought"},
-                  **{**common, "tool_name": name or tool or action})
+            b.add(
+                actor,
+                StepKind.tool_call,
+                action=action,
+                arguments={k: v for k, v in args.items() if k != "thought"},
+                **{**common, "tool_name": name or tool or action},
+            )
 
     def _observation(self, b: StepBuilder, ev: dict[str, Any], ts: Any, states: list[str]) -> None:
         obs = ev["observation"]
@@ -143,8 +179,10 @@ class OpenHandsAdapter(Adapter):
         extras = scrub(extras, found)
         text = text_of(ev.get("content")) or ev.get("message")
         exit_code = (extras.get("metadata") or {}).get("exit_code")
-        is_error = obs == "error" or ev.get("success") is False or (
-            isinstance(exit_code, int) and exit_code != 0
+        is_error = (
+            obs == "error"
+            or ev.get("success") is False
+            or (isinstance(exit_code, int) and exit_code != 0)
         )
         cause = ev.get("cause")
         b.result(

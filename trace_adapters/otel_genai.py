@@ -111,7 +111,9 @@ class OTelGenAIAdapter(Adapter):
 
     def assemble(self, trace_id: str, items: list[dict[str, Any]]) -> ParsedTrace:
         """Spans and records of one trace, in any order and from any number of requests."""
-        items = sorted(items, key=lambda s: int(s.get("startTimeUnixNano") or s.get("timeUnixNano") or 0))
+        items = sorted(
+            items, key=lambda s: int(s.get("startTimeUnixNano") or s.get("timeUnixNano") or 0)
+        )
         b = StepBuilder()
         seen_inputs: set[tuple[str, str]] = set()
         agent = model = account = None
@@ -119,7 +121,9 @@ class OTelGenAIAdapter(Adapter):
         usage = {"input_tokens": 0, "output_tokens": 0}
         for item in items:
             attrs = item["_attrs"]
-            account = account or next((str(attrs[k]) for k in ACCOUNT_ATTRIBUTES if attrs.get(k)), None)
+            account = account or next(
+                (str(attrs[k]) for k in ACCOUNT_ATTRIBUTES if attrs.get(k)), None
+            )
             agent = agent or attrs.get("gen_ai.agent.name")
             model = model or attrs.get("gen_ai.response.model") or attrs.get("gen_ai.request.model")
             provider = provider or attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system")
@@ -154,8 +158,13 @@ class OTelGenAIAdapter(Adapter):
             metadata=meta,
         )
 
-    def _span(self, b: StepBuilder, span: dict[str, Any], attrs: dict[str, Any],
-              seen: set[tuple[str, str]]) -> None:
+    def _span(
+        self,
+        b: StepBuilder,
+        span: dict[str, Any],
+        attrs: dict[str, Any],
+        seen: set[tuple[str, str]],
+    ) -> None:
         ts = ts_from_epoch(span.get("startTimeUnixNano"))
         name = str(span.get("name") or "")
         op = attrs.get("gen_ai.operation.name") or name.split(" ", 1)[0]
@@ -180,42 +189,72 @@ class OTelGenAIAdapter(Adapter):
             system = attrs.get("gen_ai.system_instructions")
             if system is not None:
                 for part in _messages(system):
-                    self._input(b, "system", part if "role" in part else {"parts": [part]}, seen, ts)
+                    self._input(
+                        b, "system", part if "role" in part else {"parts": [part]}, seen, ts
+                    )
             for msg in _messages(attrs.get("gen_ai.input.messages") or attrs.get("gen_ai.prompt")):
                 self._input(b, msg.get("role", "user"), msg, seen, ts)
             self._indexed(b, attrs, "gen_ai.prompt", seen, ts)
             for ev in span.get("events") or []:
                 self._event(b, ev, seen)
-            for msg in _messages(attrs.get("gen_ai.output.messages") or attrs.get("gen_ai.completion")):
+            for msg in _messages(
+                attrs.get("gen_ai.output.messages") or attrs.get("gen_ai.completion")
+            ):
                 self._message(b, msg.get("role", "assistant"), msg, ts)
             self._indexed(b, attrs, "gen_ai.completion", seen, ts, output=True)
             if failed:
-                b.add(Actor.system, StepKind.observation, text=f"error: {attrs.get('error.type') or name}",
-                      is_error=True, timestamp=ts)
+                b.add(
+                    Actor.system,
+                    StepKind.observation,
+                    text=f"error: {attrs.get('error.type') or name}",
+                    is_error=True,
+                    timestamp=ts,
+                )
             return
         kind = attrs.get("openinference.span.kind")
         if kind == "TOOL":
             found = []
-            self._call(b, attrs.get("tool.name") or name, span.get("spanId"),
-                       as_arguments(attrs.get("input.value"), found), found, ts)
-            b.result(span.get("spanId"), short(text_of(attrs.get("output.value")), 16000),
-                     is_error=failed)
+            self._call(
+                b,
+                attrs.get("tool.name") or name,
+                span.get("spanId"),
+                as_arguments(attrs.get("input.value"), found),
+                found,
+                ts,
+            )
+            b.result(
+                span.get("spanId"),
+                short(text_of(attrs.get("output.value")), 16000),
+                is_error=failed,
+            )
             return
         # Not GenAI: keep it as an observation so that nothing in the trace is dropped.
         plain = {k: v for k, v in attrs.items() if isinstance(v, (str, int, float, bool))}
-        b.add(Actor.environment, StepKind.observation, text=name or None, action="span",
-              arguments=plain or None, target_url=attrs.get("url.full") or attrs.get("http.url"),
-              is_error=failed, timestamp=ts)
+        b.add(
+            Actor.environment,
+            StepKind.observation,
+            text=name or None,
+            action="span",
+            arguments=plain or None,
+            target_url=attrs.get("url.full") or attrs.get("http.url"),
+            is_error=failed,
+            timestamp=ts,
+        )
 
-    def _record(self, b: StepBuilder, rec: dict[str, Any], attrs: dict[str, Any],
-                seen: set[tuple[str, str]]) -> None:
+    def _record(
+        self, b: StepBuilder, rec: dict[str, Any], attrs: dict[str, Any], seen: set[tuple[str, str]]
+    ) -> None:
         ts = ts_from_epoch(rec.get("timeUnixNano") or rec.get("observedTimeUnixNano"))
         event = rec.get("eventName") or attrs.get("event.name")
         body = any_value(rec.get("body"))
         if event in _MESSAGE_EVENTS:
             msg = body if isinstance(body, dict) else {"content": body}
-            self._message(b, msg.get("role") or _MESSAGE_EVENTS[event],
-                          msg.get("message") if isinstance(msg.get("message"), dict) else msg, ts)
+            self._message(
+                b,
+                msg.get("role") or _MESSAGE_EVENTS[event],
+                msg.get("message") if isinstance(msg.get("message"), dict) else msg,
+                ts,
+            )
             return
         if attrs.get("gen_ai.input.messages") or attrs.get("gen_ai.output.messages"):
             for msg in _messages(attrs.get("gen_ai.input.messages")):
@@ -224,43 +263,63 @@ class OTelGenAIAdapter(Adapter):
                 self._message(b, msg.get("role", "assistant"), msg, ts)
             return
         plain = {k: v for k, v in attrs.items() if isinstance(v, (str, int, float, bool))}
-        b.add(Actor.environment, StepKind.observation, action="log",
-              text=text_of(body) if not isinstance(body, dict) else short(body),
-              arguments={"severity": rec.get("severityText"), **plain}, timestamp=ts)
+        b.add(
+            Actor.environment,
+            StepKind.observation,
+            action="log",
+            text=text_of(body) if not isinstance(body, dict) else short(body),
+            arguments={"severity": rec.get("severityText"), **plain},
+            timestamp=ts,
+        )
 
     def _event(self, b: StepBuilder, ev: dict[str, Any], seen: set[tuple[str, str]]) -> None:
         name = ev.get("name")
         attrs = attrs_dict(ev.get("attributes"))
         ts = ts_from_epoch(ev.get("timeUnixNano"))
         if name in _MESSAGE_EVENTS:
-            content = attrs.get("content") or attrs.get("gen_ai.event.content") or attrs.get("message")
+            content = (
+                attrs.get("content") or attrs.get("gen_ai.event.content") or attrs.get("message")
+            )
             msg = loads_maybe(content)
             msg = msg if isinstance(msg, dict) else {"content": content}
             role = _MESSAGE_EVENTS[name]
             if role in ("user", "system"):
                 self._input(b, role, msg, seen, ts)
             else:
-                self._message(b, role, msg.get("message") if isinstance(msg.get("message"), dict) else msg, ts)
+                self._message(
+                    b, role, msg.get("message") if isinstance(msg.get("message"), dict) else msg, ts
+                )
         elif name == "gen_ai.client.inference.operation.details":
             for msg in _messages(attrs.get("gen_ai.input.messages")):
                 self._input(b, msg.get("role", "user"), msg, seen, ts)
             for msg in _messages(attrs.get("gen_ai.output.messages")):
                 self._message(b, msg.get("role", "assistant"), msg, ts)
 
-    def _indexed(self, b: StepBuilder, attrs: dict[str, Any], prefix: str,
-                 seen: set[tuple[str, str]], ts: Any, output: bool = False) -> None:
+    def _indexed(
+        self,
+        b: StepBuilder,
+        attrs: dict[str, Any],
+        prefix: str,
+        seen: set[tuple[str, str]],
+        ts: Any,
+        output: bool = False,
+    ) -> None:
         """OpenLLMetry's flattened `gen_ai.prompt.N.role` / `.content` attributes."""
         n = 0
         while f"{prefix}.{n}.content" in attrs or f"{prefix}.{n}.role" in attrs:
-            msg = {"role": attrs.get(f"{prefix}.{n}.role"), "content": attrs.get(f"{prefix}.{n}.content")}
+            msg = {
+                "role": attrs.get(f"{prefix}.{n}.role"),
+                "content": attrs.get(f"{prefix}.{n}.content"),
+            }
             if output:
                 self._message(b, msg["role"] or "assistant", msg, ts)
             else:
                 self._input(b, msg["role"] or "user", msg, seen, ts)
             n += 1
 
-    def _input(self, b: StepBuilder, role: str, msg: dict[str, Any], seen: set[tuple[str, str]],
-               ts: Any) -> None:
+    def _input(
+        self, b: StepBuilder, role: str, msg: dict[str, Any], seen: set[tuple[str, str]], ts: Any
+    ) -> None:
         key = (role, repr(msg.get("parts") or msg.get("content")))
         if key in seen:
             return
@@ -276,8 +335,14 @@ class OTelGenAIAdapter(Adapter):
             for call in msg.get("tool_calls") or []:
                 fn = call.get("function") or {}
                 found = []
-                self._call(b, fn.get("name"), call.get("id"), as_arguments(fn.get("arguments"), found),
-                           found, ts)
+                self._call(
+                    b,
+                    fn.get("name"),
+                    call.get("id"),
+                    as_arguments(fn.get("arguments"), found),
+                    found,
+                    ts,
+                )
             if role == "tool" and msg.get("id"):
                 b.result(msg.get("id"), short(text_of(msg.get("content")), 16000))
             return
@@ -291,33 +356,57 @@ class OTelGenAIAdapter(Adapter):
                 b.message(Actor.agent, part.get("content"), action="reasoning", timestamp=ts)
             elif ptype in ("tool_call", "server_tool_call"):
                 found = []
-                args = part.get("arguments") if ptype == "tool_call" else part.get("server_tool_call")
+                args = (
+                    part.get("arguments") if ptype == "tool_call" else part.get("server_tool_call")
+                )
                 if b._pending_call(part.get("id")) is None:
-                    self._call(b, part.get("name"), part.get("id"), as_arguments(args, found), found, ts)
+                    self._call(
+                        b, part.get("name"), part.get("id"), as_arguments(args, found), found, ts
+                    )
             elif ptype in ("tool_call_response", "server_tool_call_response"):
-                resp = part.get("response") if ptype == "tool_call_response" else part.get(
-                    "server_tool_call_response")
-                b.result(part.get("id"), short(text_of(resp) if isinstance(resp, (str, list)) else
-                                               short(resp), 16000))
+                resp = (
+                    part.get("response")
+                    if ptype == "tool_call_response"
+                    else part.get("server_tool_call_response")
+                )
+                b.result(
+                    part.get("id"),
+                    short(text_of(resp) if isinstance(resp, (str, list)) else short(resp), 16000),
+                )
             elif ptype in ("blob", "uri", "file"):
                 att = as_attachment(part.get("content"))
                 if att is not None and part.get("mime_type"):
                     att = att.model_copy(update={"media_type": part["mime_type"]})
-                b.message(actor, part.get("uri") or part.get("file_id"),
-                          attachments=[att] if att else [], timestamp=ts, action=ptype)
+                b.message(
+                    actor,
+                    part.get("uri") or part.get("file_id"),
+                    attachments=[att] if att else [],
+                    timestamp=ts,
+                    action=ptype,
+                )
             else:
                 b.message(actor, text_of(part), timestamp=ts)
 
-    def _call(self, b: StepBuilder, tool: Any, call_id: Any, args: dict[str, Any] | None,
-              found: list[Attachment], ts: Any) -> None:
+    def _call(
+        self,
+        b: StepBuilder,
+        tool: Any,
+        call_id: Any,
+        args: dict[str, Any] | None,
+        found: list[Attachment],
+        ts: Any,
+    ) -> None:
         url = (args or {}).get("url")
         url = url if isinstance(url, str) else None
         action = (args or {}).get("action") if isinstance((args or {}).get("action"), str) else None
         computer = tool == "computer" and action is not None
         b.add(
             Actor.agent,
-            StepKind.computer_action if computer else (
-                StepKind.navigation if url and tool in NAVIGATION_ACTIONS else StepKind.tool_call),
+            StepKind.computer_action
+            if computer
+            else (
+                StepKind.navigation if url and tool in NAVIGATION_ACTIONS else StepKind.tool_call
+            ),
             tool_name=str(tool) if tool else None,
             call_id=str(call_id) if call_id else None,
             action=action or (str(tool) if tool else None),
@@ -339,8 +428,11 @@ def iter_spans(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
             for span in ss.get("spans") or []:
                 if not isinstance(span, dict) or "traceId" not in span:
                     raise AdapterError("resourceSpans[].scopeSpans[].spans[]: span without traceId")
-                yield {**span, "_resource": resource,
-                       "_attrs": {**resource, **attrs_dict(span.get("attributes"))}}
+                yield {
+                    **span,
+                    "_resource": resource,
+                    "_attrs": {**resource, **attrs_dict(span.get("attributes"))},
+                }
 
 
 def iter_log_records(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -349,6 +441,12 @@ def iter_log_records(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
         for sl in rl.get("scopeLogs") or []:
             for rec in sl.get("logRecords") or []:
                 if not isinstance(rec, dict):
-                    raise AdapterError("resourceLogs[].scopeLogs[].logRecords[]: expected an object")
-                yield {**rec, "_record": True, "_resource": resource,
-                       "_attrs": {**resource, **attrs_dict(rec.get("attributes"))}}
+                    raise AdapterError(
+                        "resourceLogs[].scopeLogs[].logRecords[]: expected an object"
+                    )
+                yield {
+                    **rec,
+                    "_record": True,
+                    "_resource": resource,
+                    "_attrs": {**resource, **attrs_dict(rec.get("attributes"))},
+                }

@@ -80,5 +80,5 @@ def detect(doc: Any) -> Adapter:
         shape += " with keys " + ", ".join(sorted(map(str, doc))[:12])
     raise DetectionError(
         f"no trace format recognised this {shape}; tried: {', '.join(_REGISTRY)}. "
-        "Pass --format NAME (or \"format\" in the envelope) if you know it."
+        'Pass --format NAME (or "format" in the envelope) if you know it.'
     )

@@ -38,8 +38,10 @@ class SWEAgentAdapter(Adapter):
         if not isinstance(doc, dict):
             return False
         hist, traj = doc.get("history"), doc.get("trajectory")
-        if isinstance(traj, list) and traj and all(
-            isinstance(t, dict) and "action" in t and "observation" in t for t in traj
+        if (
+            isinstance(traj, list)
+            and traj
+            and all(isinstance(t, dict) and "action" in t and "observation" in t for t in traj)
         ):
             return True
         return (
@@ -60,8 +62,11 @@ class SWEAgentAdapter(Adapter):
                     for call_id in ids:
                         b.result(call_id, short(text_of(h.get("content")), 16000))
                     continue
-                msg = {"role": h.get("role"), "content": h.get("content"),
-                       "tool_calls": h.get("tool_calls")}
+                msg = {
+                    "role": h.get("role"),
+                    "content": h.get("content"),
+                    "tool_calls": h.get("tool_calls"),
+                }
                 add_chat_message(b, msg, f"history[{i}]")
         elif traj:
             for h in hist:
@@ -80,17 +85,25 @@ class SWEAgentAdapter(Adapter):
                     continue
                 state = loads_maybe(t.get("state"))
                 call_id = f"traj:{i}"
-                b.add(Actor.agent, StepKind.tool_call, tool_name="shell", call_id=call_id,
-                      action=command.split()[0], text=command,
-                      target_app=(state or {}).get("open_file") if isinstance(state, dict) else None,
-                      arguments={"command": command})
+                b.add(
+                    Actor.agent,
+                    StepKind.tool_call,
+                    tool_name="shell",
+                    call_id=call_id,
+                    action=command.split()[0],
+                    text=command,
+                    target_app=(state or {}).get("open_file") if isinstance(state, dict) else None,
+                    arguments={"command": command},
+                )
                 b.result(call_id, short(text_of(t.get("observation")), 16000))
         else:
             raise AdapterError("history/trajectory: neither tool calls nor trajectory steps found")
         info = doc.get("info") or {}
         meta = {k: info[k] for k in ("exit_status", "model_stats") if k in info}
         agent_cfg = (doc.get("replay_config") or {}).get("agent") or {}
-        model = ((agent_cfg.get("model") or {}).get("name")) if isinstance(agent_cfg, dict) else None
+        model = (
+            ((agent_cfg.get("model") or {}).get("name")) if isinstance(agent_cfg, dict) else None
+        )
         yield ParsedTrace(
             steps=b.steps,
             agent="swe-agent",
