@@ -342,7 +342,9 @@ def ingest(
         res = store.write_batch(batch, rejected)
         report.inserted += res.inserted
         report.duplicates += res.duplicates
-        report.quarantined += len(rejected)
+        report.quarantined += len(rejected) + res.conflicts
+        if res.conflicts:
+            report.quarantined_by_reason["conflicting_duplicate"] += res.conflicts
         report.quarantine_repeats += res.quarantine_repeats
         batch.clear()
         rejected.clear()

@@ -114,6 +114,7 @@ class Rejected:
 class BatchResult:
     inserted: int
     duplicates: int
+    conflicts: int
     quarantined: int
     quarantine_repeats: int
 
@@ -170,6 +171,19 @@ _QUARANTINE_SCHEMA = pa.schema(
         ("received_at", pa.timestamp("us", tz="UTC")),
     ]
 )
+
+
+def _conflict(item: tuple[Interaction, str | None, int | None], stored_hash: str) -> Rejected:
+    inter, source_file, line = item
+    return Rejected(
+        source_file,
+        line,
+        inter.source_format,
+        "conflicting_duplicate",
+        f"interaction_id {inter.interaction_id!r} is already stored with different content "
+        f"(stored content hash {stored_hash[:12]}, this one {inter.content_hash[:12]})",
+        orjson.dumps(inter.model_dump(mode="json")),
+    )
 
 
 def _json(value: Any) -> str | None:
@@ -279,27 +293,37 @@ class Store:
     ) -> BatchResult:
         """Store interactions (with their source file and line) and rejects, atomically."""
         now = datetime.now(UTC)
-        unique: dict[str, tuple[Interaction, str | None, int | None]] = {}
-        for item in items:
-            unique.setdefault(item[0].interaction_id, item)
+        rejected = list(rejected)
         self.con.execute("BEGIN TRANSACTION")
         try:
-            inserted = 0
-            if unique:
-                ids = pa.table({"interaction_id": pa.array(list(unique), pa.string())})
+            known: dict[str, str] = {}
+            if items:
+                ids = pa.table(
+                    {"interaction_id": pa.array([i[0].interaction_id for i in items], pa.string())}
+                )
                 self.con.register("_tw_ids", ids)
-                existing = {
-                    r[0]
-                    for r in self.con.execute(
-                        "SELECT i.interaction_id FROM interactions i "
+                known = dict(
+                    self.con.execute(
+                        "SELECT DISTINCT i.interaction_id, i.content_hash FROM interactions i "
                         "JOIN _tw_ids b USING (interaction_id)"
                     ).fetchall()
-                }
+                )
                 self.con.unregister("_tw_ids")
-                new = [v for k, v in unique.items() if k not in existing]
-                inserted = len(new)
-                if new:
-                    self._insert_interactions(new, now)
+            new: list[tuple[Interaction, str | None, int | None]] = []
+            conflicts = 0
+            for item in items:
+                inter = item[0]
+                stored = known.get(inter.interaction_id)
+                if stored is None:
+                    known[inter.interaction_id] = inter.content_hash
+                    new.append(item)
+                elif stored != inter.content_hash:
+                    # Same id, different content: dropping it as a duplicate would lose data.
+                    conflicts += 1
+                    rejected.append(_conflict(item, stored))
+            if new:
+                self._insert_interactions(new, now)
+            inserted = len(new)
             q_new, q_repeat = self._insert_quarantine(rejected, now)
             self.con.execute("COMMIT")
         except Exception:
@@ -307,7 +331,8 @@ class Store:
             raise
         return BatchResult(
             inserted=inserted,
-            duplicates=len(items) - inserted,
+            duplicates=len(items) - inserted - conflicts,
+            conflicts=conflicts,
             quarantined=q_new,
             quarantine_repeats=q_repeat,
         )

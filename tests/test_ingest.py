@@ -288,3 +288,23 @@ def test_killed_ingest_keeps_whole_batches_and_resumes(corpus_5k: Path, tmp_path
         rep = ingest([str(corpus_5k)], store)
         assert rep.inserted == 5000 - partial
         assert store.stats()["interactions"] == 5000
+
+
+def test_same_id_with_different_content_is_quarantined_not_dropped(tmp_path: Path) -> None:
+    def env(text: str) -> bytes:
+        return orjson.dumps(
+            {
+                "account_id": "a",
+                "interaction_id": "fixed-1",
+                "trace": {"messages": [{"role": "user", "content": text}]},
+            }
+        )
+
+    f = tmp_path / "conflict.jsonl"
+    f.write_bytes(env("first") + b"\n" + env("first") + b"\n" + env("second") + b"\n")
+    with Store(tmp_path / "c.duckdb") as store:
+        rep = ingest([str(f)], store)
+        rows = store.quarantine()
+    assert (rep.inserted, rep.duplicates, rep.quarantined) == (1, 1, 1)
+    assert rows[0]["reason"] == "conflicting_duplicate" and rows[0]["line"] == 3
+    assert "fixed-1" in rows[0]["error"]
