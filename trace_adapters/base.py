@@ -122,6 +122,18 @@ class StepBuilder:
         return calls[-1]
 
 
+# Chat-style role names of every format, to our actors.
+ROLE_ACTORS = {
+    "system": Actor.system,
+    "developer": Actor.system,
+    "user": Actor.user,
+    "assistant": Actor.agent,
+    "model": Actor.agent,
+    "tool": Actor.tool,
+    "function": Actor.tool,
+}
+
+
 # Tool / action names that mean "go to this URL", across formats.
 NAVIGATION_ACTIONS = frozenset(
     {

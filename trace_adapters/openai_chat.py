@@ -14,6 +14,7 @@ from typing import Any
 from tracewatch.monitor.models import Actor, Attachment, StepKind
 from tracewatch.trace_adapters.base import (
     NAVIGATION_ACTIONS,
+    ROLE_ACTORS,
     Adapter,
     AdapterError,
     ParsedTrace,
@@ -24,14 +25,7 @@ from tracewatch.trace_adapters.base import (
     ts_from_epoch,
 )
 
-_ROLES = {
-    "system": Actor.system,
-    "developer": Actor.system,
-    "user": Actor.user,
-    "assistant": Actor.agent,
-    "tool": Actor.tool,
-    "function": Actor.tool,
-}
+_ROLES = ROLE_ACTORS
 
 
 def _messages(doc: Any) -> list[Any] | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from tracewatch.monitor.models import Actor, Attachment, StepKind
 from tracewatch.trace_adapters.base import (
+    ROLE_ACTORS,
     Adapter,
     AdapterError,
     ParsedTrace,
@@ -38,12 +39,7 @@ ITEM_TYPES = frozenset(
         "item_reference",
     }
 )
-_ROLES = {
-    "user": Actor.user,
-    "assistant": Actor.agent,
-    "system": Actor.system,
-    "developer": Actor.system,
-}
+_ROLES = {k: v for k, v in ROLE_ACTORS.items() if v != Actor.tool}
 
 
 def _items(doc: Any) -> list[Any] | None:

@@ -19,6 +19,7 @@ from typing import Any
 from tracewatch.monitor.models import Actor, Attachment, StepKind
 from tracewatch.trace_adapters.base import (
     NAVIGATION_ACTIONS,
+    ROLE_ACTORS,
     Adapter,
     AdapterError,
     ParsedTrace,
@@ -32,14 +33,7 @@ from tracewatch.trace_adapters.base import (
 from tracewatch.trace_adapters.blobs import as_attachment
 
 ACCOUNT_ATTRIBUTES = ("user.id", "enduser.id", "langfuse.user.id", "gen_ai.user.id")
-_ROLES = {
-    "system": Actor.system,
-    "developer": Actor.system,
-    "user": Actor.user,
-    "assistant": Actor.agent,
-    "model": Actor.agent,
-    "tool": Actor.tool,
-}
+_ROLES = ROLE_ACTORS
 _INFERENCE_OPS = {"chat", "generate_content", "text_completion", "invoke_agent", "create_agent"}
 _MESSAGE_EVENTS = {
     "gen_ai.system.message": "system",
