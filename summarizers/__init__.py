@@ -1,1 +1,1 @@
-"""Placeholder package; see README for which issue fills it."""
+"""Summary backends behind one interface, with redaction applied before anything leaves."""

@@ -1,0 +1,33 @@
+"""The default backend: deterministic, no model, no GPU, no key, no network.
+
+Facets come from the canonical steps (summarizers/facets.py) and the text from a template, so
+the whole monitor runs anywhere and the same input always gives the same summary. Text inside
+the trace is only ever counted, fingerprinted and quoted after redaction; no instruction in it
+can change what is extracted.
+"""
+
+from __future__ import annotations
+
+from tracewatch.monitor.models import Interaction
+from tracewatch.summarizers.base import Summarizer
+from tracewatch.summarizers.facets import extract, template_text
+from tracewatch.summarizers.models import Summary
+
+
+class EmbeddedSummarizer(Summarizer):
+    name = "embedded"
+    prompt_version = "embedded-v1"
+
+    async def summarize(self, interaction: Interaction) -> Summary:
+        return self.summarize_sync(interaction)
+
+    def summarize_sync(self, interaction: Interaction) -> Summary:
+        facets = extract(interaction, self.redactor)
+        return Summary(
+            content_hash=interaction.content_hash,
+            backend=self.name,
+            model=self.model,
+            prompt_version=self.prompt_version,
+            text=template_text(interaction, facets, self.redactor),
+            facets=facets,
+        )

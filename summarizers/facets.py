@@ -1,0 +1,270 @@
+"""Deterministic facets of one interaction, read from what the agent did.
+
+The rules look at behaviour, not at topic words: which pages were reached (URL paths of
+sign-up, login, checkout, review and post pages), what was typed (an identity then a
+credential is a login or sign-up form; several words of prose is content being posted), what
+failed, and how the agent itself reported the outcome. Everything leaves through the Redactor.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from urllib.parse import urlsplit
+
+from tracewatch.monitor.models import Actor, Interaction, Step, StepKind
+from tracewatch.summarizers.fingerprints import minhash, simhash
+from tracewatch.summarizers.models import Facets, PostedContent, Transaction
+from tracewatch.summarizers.redaction import Redactor, looks_like_credential
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.I)
+_PATHS: list[tuple[str, re.Pattern[str]]] = [
+    ("signup", re.compile(r"/(sign[-_]?up|register|join|create[-_]?account|onboard)", re.I)),
+    ("login", re.compile(r"/(log[-_]?in|sign[-_]?in|auth|session)", re.I)),
+    ("purchase", re.compile(r"/(checkout|cart|basket|order|buy|purchase)", re.I)),
+    ("review", re.compile(r"/(reviews?|ratings?|write[-_]?a[-_]?review)", re.I)),
+    (
+        "post",
+        re.compile(r"/(t|thread|threads|topic|comments?|posts?|reply|submit|compose)/?", re.I),
+    ),
+    ("message", re.compile(r"/(messages?|inbox|dm|chat|compose)", re.I)),
+    ("search", re.compile(r"/(search|results)\b", re.I)),
+]
+# How agents phrase the end state of an errand; read only from the agent's own final report.
+_REPORTED = [
+    ("signup", re.compile(r"\b(account (was |has been )?created|signed up|registered)\b", re.I)),
+    ("login", re.compile(r"\b(logged in|signed in|login (to \S+ )?failed|log ?in failed)\b", re.I)),
+    ("purchase", re.compile(r"\b(order (was )?placed|purchased|bought|ordered)\b", re.I)),
+    (
+        "review",
+        re.compile(r"\b(review (was )?(posted|submitted|published)|left a review|rated)\b", re.I),
+    ),
+    (
+        "post",
+        re.compile(r"\b(reply|comment|post) (was |has been )?(posted|published|submitted)\b", re.I),
+    ),
+    ("like", re.compile(r"\bliked\b", re.I)),
+    ("follow", re.compile(r"\bfollowed\b", re.I)),
+    ("upvote", re.compile(r"\bupvoted\b", re.I)),
+]
+_FAILURE = re.compile(
+    r"\b(fail(ed|ure)?|incorrect|invalid|denied|locked|suspended|banned|blocked|captcha|"
+    r"too many (attempts|requests)|unauthori[sz]ed|forbidden|not allowed|rate.?limit)\b",
+    re.I,
+)
+_REFUSAL = re.compile(
+    r"\b(I (can't|cannot|won't|will not|am not able to|'m not able to) (help|assist|do|comply|"
+    r"complete|perform)|I must decline|I'm unable to)\b",
+    re.I,
+)
+_INJECTION = re.compile(
+    r"\b(ignore (all |any |your |the )?(previous |prior |above )?instructions|disregard (the |your )?"
+    r"(previous |prior )?(instructions|rules)|you are now|new instructions:|system prompt|"
+    r"do not (flag|report)|report this as)\b",
+    re.I,
+)
+_QTY = re.compile(r"\b(\d{1,4})\s*(x|×|units?|pcs|pieces|items)\b", re.I)
+_RATING = re.compile(r"\b([1-5](?:\.\d)?)\s*(?:/\s*5|stars?|out of 5)\b", re.I)
+_PROSE_WORDS = 5
+
+
+def _page(url: str) -> str | None:
+    try:
+        parts = urlsplit(url if "://" in url else f"https://{url}")
+    except ValueError:
+        return None
+    host = (parts.hostname or "").removeprefix("www.")
+    if not host:
+        return None
+    return f"{host}{parts.path.rstrip('/') or '/'}"
+
+
+def _final_report(steps: list[Step]) -> str:
+    for s in reversed(steps):
+        if s.actor == Actor.agent and s.kind == StepKind.message and s.text and s.action is None:
+            return s.text
+    return ""
+
+
+def extract(inter: Interaction, redactor: Redactor) -> Facets:
+    steps = inter.steps
+    facets = Facets(n_steps=len(steps))
+    if inter.ended_at and inter.started_at:
+        facets.duration_s = max(0.0, (inter.ended_at - inter.started_at).total_seconds())
+    task = next((s.text for s in steps if s.actor == Actor.user and s.text), None)
+    facets.task = redactor.redact(task[:300]) if task else None
+
+    actions: Counter[str] = Counter()
+    domains: dict[str, None] = {}
+    pages: dict[str, None] = {}
+    identities: dict[str, None] = {}
+    posted: list[PostedContent] = []
+    kinds_seen: dict[str, str | None] = {}
+    last_identity_step = -10
+    credential_typed = False
+    for i, s in enumerate(steps):
+        if s.actor == Actor.agent and s.kind != StepKind.message:
+            actions[s.action or s.kind.value] += 1
+        if s.target_domain:
+            domains.setdefault(s.target_domain)
+        if s.target_url:
+            page = _page(s.target_url)
+            if page:
+                pages.setdefault(page)
+                for kind, pat in _PATHS:
+                    if pat.search("/" + page.split("/", 1)[-1]):
+                        kinds_seen.setdefault(kind, s.target_domain)
+        typed = s.typed_text or (
+            s.text
+            if s.kind == StepKind.computer_action and s.action in ("type", "input_text", "fill")
+            else None
+        )
+        if typed:
+            t = typed.strip()
+            element = (s.arguments or {}).get("element") or {}
+            secret_field = isinstance(element, dict) and element.get("type") == "password"
+            if _EMAIL.match(t):
+                identities.setdefault(redactor.pseudonym("EMAIL", t))
+                last_identity_step = i
+            elif secret_field or (looks_like_credential(t) and i - last_identity_step <= 3):
+                identities.setdefault(redactor.pseudonym("PASSWORD", t))
+                credential_typed = True
+            elif len(t.split()) >= _PROSE_WORDS:
+                text = redactor.redact(t[:500]) or ""
+                posted.append(
+                    PostedContent(
+                        text=text,
+                        target=s.target_domain or next(reversed(domains), None),
+                        simhash=simhash(text),
+                        minhash=minhash(text),
+                    )
+                )
+        if s.kind == StepKind.tool_call and s.arguments:
+            for key in ("email", "username", "user", "login"):
+                val = s.arguments.get(key)
+                if isinstance(val, str) and val:
+                    kind = "EMAIL" if "@" in val else "USER"
+                    identities.setdefault(redactor.pseudonym(kind, val))
+            for key in ("body", "content", "message", "comment", "review", "text"):
+                val = s.arguments.get(key)
+                if (
+                    isinstance(val, str)
+                    and len(val.split()) >= _PROSE_WORDS
+                    and s.tool_name
+                    and any(
+                        w in s.tool_name.lower()
+                        for w in (
+                            "post",
+                            "comment",
+                            "reply",
+                            "send",
+                            "review",
+                            "message",
+                            "publish",
+                            "tweet",
+                            "email",
+                        )
+                    )
+                ):
+                    text = redactor.redact(val[:500]) or ""
+                    posted.append(
+                        PostedContent(
+                            text=text,
+                            target=s.target_domain or s.tool_name,
+                            simhash=simhash(text),
+                            minhash=minhash(text),
+                        )
+                    )
+        if s.is_error:
+            facets.errors += 1
+            if s.result and len(facets.error_messages) < 5:
+                facets.error_messages.append(redactor.redact(s.result[:160]) or "")
+        if (
+            s.actor == Actor.agent
+            and s.kind == StepKind.message
+            and s.text
+            and _REFUSAL.search(s.text)
+        ):
+            facets.refusals += 1
+        untrusted = (
+            s.result
+            if s.result
+            else (s.text if s.actor in (Actor.tool, Actor.environment) else None)
+        )
+        if untrusted and _INJECTION.search(untrusted):
+            cue = "instructions embedded in tool output or page content"
+            if cue not in facets.risk_cues:
+                facets.risk_cues.append(cue)
+
+    report = _final_report(steps)
+    outcome_failed = (
+        bool(_FAILURE.search(report))
+        or any(s.is_error for s in steps[-3:])
+        or any("error=" in (s.target_url or "") for s in steps[-3:])
+    )
+    for kind, pat in _REPORTED:
+        if pat.search(report):
+            kinds_seen.setdefault(kind, next(reversed(domains), None))
+    if credential_typed and "signup" not in kinds_seen:
+        kinds_seen.setdefault("login", next(reversed(domains), None))
+    if (
+        posted
+        and "post" not in kinds_seen
+        and "review" not in kinds_seen
+        and "message" not in kinds_seen
+    ):
+        kinds_seen.setdefault("post", posted[-1].target)
+    for kind, target in kinds_seen.items():
+        tx = Transaction(
+            kind=kind,
+            target=target,  # type: ignore[arg-type]
+            outcome="failure" if outcome_failed else ("success" if report else "unknown"),
+        )
+        if kind == "purchase":
+            q = _QTY.search(report) or _QTY.search(task or "")
+            tx.quantity = int(q.group(1)) if q else None
+        if kind == "review":
+            r = _RATING.search(report) or next(
+                (m for p in posted if (m := _RATING.search(p.text))), None
+            )
+            tx.rating = float(r.group(1)) if r else None
+        facets.transactions.append(tx)
+    if "captcha" in report.lower() or any("captcha" in (s.result or "").lower() for s in steps):
+        facets.risk_cues.append("captcha encountered")
+    facets.actions = dict(actions.most_common())
+    facets.domains = list(domains)
+    facets.targets = list(pages)[:50]
+    facets.identities = list(identities)
+    facets.posted = posted
+    return facets
+
+
+def template_text(inter: Interaction, facets: Facets, redactor: Redactor) -> str:
+    """A short summary a reviewer can read in one breath; built only from redacted parts."""
+    parts = []
+    if facets.task:
+        parts.append(f"Asked: {facets.task}")
+    where = ", ".join(facets.domains[:4]) or "no website"
+    n_actions = sum(facets.actions.values())
+    parts.append(f"Agent took {n_actions} actions on {where}.")
+    if facets.transactions:
+        parts.append(
+            "Did: "
+            + "; ".join(
+                f"{t.kind}{f' x{t.quantity}' if t.quantity else ''} on {t.target or '?'} ({t.outcome})"
+                for t in facets.transactions
+            )
+            + "."
+        )
+    if facets.posted:
+        parts.append(f'Posted {len(facets.posted)} text(s), e.g. "{facets.posted[0].text[:120]}".')
+    if facets.identities:
+        parts.append(f"Identities used: {', '.join(facets.identities[:4])}.")
+    if facets.errors:
+        parts.append(f"{facets.errors} error(s).")
+    if facets.refusals:
+        parts.append(f"Agent refused {facets.refusals} time(s).")
+    report = _final_report(inter.steps)
+    if report:
+        parts.append(f"Outcome: {redactor.redact(report[:200])}")
+    return " ".join(parts)

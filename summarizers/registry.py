@@ -1,0 +1,36 @@
+"""The one registry of summary backends, chosen by `--summarizer NAME`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tracewatch.summarizers.base import Summarizer
+from tracewatch.summarizers.embedded import EmbeddedSummarizer
+from tracewatch.summarizers.redaction import Redactor
+
+Factory = Callable[[Redactor, dict[str, Any]], Summarizer]
+_REGISTRY: dict[str, tuple[str, Factory]] = {}
+
+
+def register(name: str, description: str, factory: Factory) -> None:
+    if name in _REGISTRY:
+        raise ValueError(f"summarizer {name!r} is already registered")
+    _REGISTRY[name] = (description, factory)
+
+
+def names() -> dict[str, str]:
+    return {name: desc for name, (desc, _) in _REGISTRY.items()}
+
+
+def create(name: str, redactor: Redactor, options: dict[str, Any] | None = None) -> Summarizer:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown summarizer {name!r}; known: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name][1](redactor, options or {})
+
+
+register(
+    "embedded",
+    "deterministic facets and a templated summary; no GPU, key or network (default)",
+    lambda redactor, opts: EmbeddedSummarizer(redactor, model=opts.get("model") or "rules-v1"),
+)
