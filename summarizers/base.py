@@ -32,5 +32,5 @@ class Summarizer(ABC):
     @abstractmethod
     async def summarize(self, interaction: Interaction) -> Summary: ...
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release clients and connections."""

@@ -58,8 +58,9 @@ _REFUSAL = re.compile(
     re.I,
 )
 _INJECTION = re.compile(
-    r"\b(ignore (all |any |your |the )?(previous |prior |above )?instructions|disregard (the |your )?"
-    r"(previous |prior )?(instructions|rules)|you are now|new instructions:|system prompt|"
+    r"\b(ignore (all |any |your |the )?(previous |prior |above )?instructions|"
+    r"disregard (the |your )?(previous |prior )?(instructions|rules)|you are now|"
+    r"new instructions:|system prompt|"
     r"do not (flag|report)|report this as)\b",
     re.I,
 )
@@ -251,7 +252,8 @@ def template_text(inter: Interaction, facets: Facets, redactor: Redactor) -> str
         parts.append(
             "Did: "
             + "; ".join(
-                f"{t.kind}{f' x{t.quantity}' if t.quantity else ''} on {t.target or '?'} ({t.outcome})"
+                f"{t.kind}{f' x{t.quantity}' if t.quantity else ''} "
+                f"on {t.target or '?'} ({t.outcome})"
                 for t in facets.transactions
             )
             + "."
