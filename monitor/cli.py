@@ -275,6 +275,72 @@ def quarantine_show(quarantine_id: str, db: DbOption = None) -> None:
     sys.stdout.buffer.write(raw + (b"" if raw.endswith(b"\n") else b"\n"))
 
 
+@app.command("summarize")
+def summarize_cmd(
+    summarizer: Annotated[
+        str, typer.Option("--summarizer", "-s", help="Backend (see `tracewatch summarizers`).")
+    ] = "embedded",
+    model: Annotated[str | None, typer.Option(help="Model name for the backend.")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 8,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Summarize every stored interaction not yet summarized by this backend/model/prompt.
+
+    Summaries are cached by content: a re-run summarizes nothing twice, and the same content
+    from many accounts is summarized once. Failures are recorded with their reason.
+    """
+    import asyncio
+
+    from tracewatch.monitor.summarize import summarize_store
+    from tracewatch.summarizers.redaction import Redactor, load_key
+    from tracewatch.summarizers.registry import create
+
+    store = _open(db)
+    try:
+        try:
+            backend = create(summarizer, Redactor(load_key(store.path)), {"model": model})
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        todo = store.count_unsummarized(backend.name, backend.model, backend.prompt_version)
+        progress = Progress(
+            TextColumn("[bold]summarize[/]"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeRemainingColumn(),
+            console=err,
+            disable=json or not err.is_terminal,
+            transient=True,
+        )
+        with progress:
+            task = progress.add_task("summarize", total=todo)
+            report = asyncio.run(
+                summarize_store(
+                    store, backend, concurrency, on_progress=lambda n: progress.advance(task, n)
+                )
+            )
+            asyncio.run(backend.aclose())
+    finally:
+        store.close()
+    if json:
+        _print_json(report.as_dict())
+        return
+    table = Table(
+        title=f"summaries by {report.backend} ({report.model}, {report.prompt_version})",
+        title_justify="left",
+        show_header=False,
+    )
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("summarized now", f"[green]{report.summarized}[/]")
+    table.add_row("already cached", str(report.cached))
+    table.add_row("failed", f"[red]{report.failed}[/]" if report.failed else "0")
+    for reason, n in report.failures_by_reason.most_common(10):
+        table.add_row(f"  {reason}", str(n))
+    table.add_row("tokens in / out", f"{report.tokens_in} / {report.tokens_out}")
+    out.print(table)
+
+
 @app.command("formats")
 def formats_cmd(json: JsonOption = False) -> None:
     """The trace formats tracewatch reads, in the order detection tries them."""

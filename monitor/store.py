@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +19,8 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from tracewatch.monitor.models import Interaction
+from tracewatch.monitor.models import Interaction, Step
+from tracewatch.summarizers.models import Summary
 
 DEFAULT_DB = "tracewatch.duckdb"
 
@@ -86,6 +87,32 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 received_at TIMESTAMPTZ NOT NULL
             )""",
             "CREATE INDEX interactions_account_time ON interactions (account_id, started_at)",
+        ],
+    ),
+    (
+        2,
+        "summary cache keyed by content, backend, model and prompt version; failures",
+        [
+            """CREATE TABLE summaries (
+                content_hash VARCHAR NOT NULL,
+                backend VARCHAR NOT NULL,
+                model VARCHAR NOT NULL,
+                prompt_version VARCHAR NOT NULL,
+                text VARCHAR NOT NULL,
+                facets JSON NOT NULL,
+                tokens_in INTEGER NOT NULL,
+                tokens_out INTEGER NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (content_hash, backend, model, prompt_version)
+            )""",
+            """CREATE TABLE summary_failures (
+                content_hash VARCHAR NOT NULL,
+                backend VARCHAR NOT NULL,
+                model VARCHAR NOT NULL,
+                prompt_version VARCHAR NOT NULL,
+                error VARCHAR NOT NULL,
+                failed_at TIMESTAMPTZ NOT NULL
+            )""",
         ],
     ),
 ]
@@ -489,6 +516,154 @@ class Store:
             "SELECT raw FROM quarantine WHERE quarantine_id = ?", [quarantine_id]
         ).fetchone()
         return bytes(row[0]) if row and row[0] is not None else None
+
+    # -- summaries ----------------------------------------------------------------------
+
+    def unsummarized(
+        self, backend: str, model: str, prompt_version: str, batch_size: int = 500
+    ) -> Iterator[list[Interaction]]:
+        """One interaction per content hash that has no summary under this key, in batches."""
+        ids = [
+            r[0]
+            for r in self.con.execute(
+                "SELECT min(interaction_id) FROM interactions i WHERE NOT EXISTS ("
+                " SELECT 1 FROM summaries s WHERE s.content_hash = i.content_hash"
+                " AND s.backend = ? AND s.model = ? AND s.prompt_version = ?)"
+                " GROUP BY content_hash ORDER BY 1",
+                [backend, model, prompt_version],
+            ).fetchall()
+        ]
+        for start in range(0, len(ids), batch_size):
+            yield self.load_interactions(ids[start : start + batch_size])
+
+    def count_unsummarized(self, backend: str, model: str, prompt_version: str) -> int:
+        row = self.con.execute(
+            "SELECT count(DISTINCT content_hash) FROM interactions i WHERE NOT EXISTS ("
+            " SELECT 1 FROM summaries s WHERE s.content_hash = i.content_hash"
+            " AND s.backend = ? AND s.model = ? AND s.prompt_version = ?)",
+            [backend, model, prompt_version],
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def load_interactions(self, ids: list[str]) -> list[Interaction]:
+        """Interactions with their steps, rebuilt from the tables, in the order of `ids`."""
+        if not ids:
+            return []
+        self.con.register("_tw_load", pa.table({"interaction_id": pa.array(ids, pa.string())}))
+        try:
+            heads = self.con.execute(
+                "SELECT interaction_id, account_id, source_format, started_at, ended_at, agent,"
+                " model, content_hash, metadata FROM interactions JOIN _tw_load"
+                " USING (interaction_id)"
+            ).fetchall()
+            step_rows = self.con.execute(
+                "SELECT s.* FROM steps s JOIN _tw_load USING (interaction_id)"
+                " ORDER BY s.interaction_id, s.step_index"
+            ).fetchall()
+        finally:
+            self.con.unregister("_tw_load")
+        by_id: dict[str, list[Step]] = {}
+        for r in step_rows:
+            by_id.setdefault(r[0], []).append(
+                Step(
+                    index=r[1],
+                    actor=r[2],
+                    kind=r[3],
+                    text=r[4],
+                    tool_name=r[5],
+                    call_id=r[6],
+                    action=r[7],
+                    arguments=orjson.loads(r[8]) if r[8] else None,
+                    target_url=r[9],
+                    target_domain=r[10],
+                    target_app=r[11],
+                    result=r[12],
+                    is_error=r[13],
+                    timestamp=r[14],
+                    attachments=orjson.loads(r[15]) if r[15] else [],
+                )
+            )
+        out = {
+            h[0]: Interaction(
+                interaction_id=h[0],
+                account_id=h[1],
+                source_format=h[2],
+                started_at=h[3],
+                ended_at=h[4],
+                agent=h[5],
+                model=h[6],
+                content_hash=h[7],
+                metadata=orjson.loads(h[8]) if h[8] else {},
+                steps=by_id.get(h[0], []),
+            )
+            for h in heads
+        }
+        return [out[i] for i in ids if i in out]
+
+    def write_summaries(self, summaries: Sequence[Summary]) -> int:
+        if not summaries:
+            return 0
+        cols: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                "content_hash",
+                "backend",
+                "model",
+                "prompt_version",
+                "text",
+                "facets",
+                "tokens_in",
+                "tokens_out",
+                "created_at",
+            )
+        }
+        for s in summaries:
+            cols["content_hash"].append(s.content_hash)
+            cols["backend"].append(s.backend)
+            cols["model"].append(s.model)
+            cols["prompt_version"].append(s.prompt_version)
+            cols["text"].append(s.text)
+            cols["facets"].append(s.facets.model_dump_json())
+            cols["tokens_in"].append(s.tokens_in)
+            cols["tokens_out"].append(s.tokens_out)
+            cols["created_at"].append(s.created_at)
+        self.con.register("_tw_sum", pa.table(cols))
+        try:
+            self.con.execute("BEGIN TRANSACTION")
+            self.con.execute(
+                "INSERT OR IGNORE INTO summaries SELECT content_hash, backend, model,"
+                " prompt_version, text, facets, tokens_in, tokens_out, created_at FROM _tw_sum"
+            )
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister("_tw_sum")
+        return len(summaries)
+
+    def write_summary_failures(self, failures: Sequence[tuple[str, str, str, str, str]]) -> None:
+        """(content_hash, backend, model, prompt_version, error) rows, kept for `summarize`."""
+        if failures:
+            now = datetime.now(UTC)
+            self.con.executemany(
+                "INSERT INTO summary_failures VALUES (?, ?, ?, ?, ?, ?)",
+                [(*f, now) for f in failures],
+            )
+
+    def summaries_for(self, backend: str | None = None) -> list[dict[str, Any]]:
+        """Every stored summary with the interactions it covers (for reports and tests)."""
+        sql = (
+            "SELECT s.content_hash, s.backend, s.model, s.prompt_version, s.text, s.facets,"
+            " s.tokens_in, s.tokens_out FROM summaries s"
+        )
+        params: list[Any] = []
+        if backend:
+            sql += " WHERE s.backend = ?"
+            params.append(backend)
+        cur = self.con.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def interaction_ids(self) -> Iterable[str]:
         return (
