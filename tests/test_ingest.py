@@ -260,19 +260,30 @@ def test_locked_database_gives_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_killed_ingest_keeps_whole_batches_and_resumes(corpus_5k: Path, tmp_path: Path) -> None:
+    # Three distinct copies (15k interactions, several seconds of work) so that a kill within
+    # the first seconds always lands mid-run, whatever the machine's speed.
+    src = tmp_path / "in"
+    src.mkdir()
+    lines = corpus_5k.read_bytes().splitlines()
+    for copy in range(3):
+        with open(src / f"part{copy}.jsonl", "wb") as fh:
+            for line in lines:
+                env = orjson.loads(line)
+                env["interaction_id"] += f"-{copy}"
+                fh.write(orjson.dumps(env) + b"\n")
+    total = 3 * len(lines)
     db = tmp_path / "crash.duckdb"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [*TW, "ingest", str(corpus_5k), "--db", str(db), "--batch-size", "100"],
-        env=env,
+        [*TW, "ingest", str(src), "--db", str(db), "--batch-size", "100"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    # wait until some batches are committed, then kill without warning
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        time.sleep(0.3)
-        if db.exists() and db.stat().st_size > 2_000_000:
+    deadline = time.time() + 3
+    wal = Path(f"{db}.wal")
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+        size = sum(p.stat().st_size for p in (db, wal) if p.exists())
+        if size > 3_000_000:
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -284,10 +295,10 @@ def test_killed_ingest_keeps_whole_batches_and_resumes(corpus_5k: Path, tmp_path
             "WHERE coalesce(s.n, 0) <> i.n_steps"
         ).fetchone()[0]
         assert broken == 0  # never half an interaction
-        assert partial % 100 == 0 and partial < 5000
-        rep = ingest([str(corpus_5k)], store)
-        assert rep.inserted == 5000 - partial
-        assert store.stats()["interactions"] == 5000
+        assert partial % 100 == 0 and partial < total
+        rep = ingest([str(src)], store)
+        assert rep.inserted == total - partial
+        assert store.stats()["interactions"] == total
 
 
 def test_same_id_with_different_content_is_quarantined_not_dropped(tmp_path: Path) -> None:
