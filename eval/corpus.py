@@ -512,6 +512,14 @@ def make_accounts(rng: random.Random, n: int) -> list[dict[str, str]]:
     return accounts
 
 
+def corpus_accounts(spec: CorpusSpec) -> list[dict[str, str]]:
+    """The accounts (with the emails and passwords they type) a spec's corpus uses.
+
+    Tests use them as planted secrets that must never appear in a summary or report.
+    """
+    return make_accounts(random.Random(spec.seed), spec.accounts)
+
+
 def generate(spec: CorpusSpec) -> list[dict[str, Any]]:
     rng = random.Random(spec.seed)
     accounts = make_accounts(rng, spec.accounts)
