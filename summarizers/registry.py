@@ -34,3 +34,22 @@ register(
     "deterministic facets and a templated summary; no GPU, key or network (default)",
     lambda redactor, opts: EmbeddedSummarizer(redactor, model=opts.get("model") or "rules-v1"),
 )
+
+
+def _vllm(redactor: Redactor, opts: dict[str, Any]) -> Summarizer:
+    from tracewatch.summarizers.vllm_backend import DEFAULT_URL, VLLMSummarizer
+
+    model = opts.get("model")
+    if not model:
+        raise ValueError("the vllm summarizer needs --model (the name vLLM serves)")
+    return VLLMSummarizer(redactor, model, base_url=opts.get("vllm_url") or DEFAULT_URL)
+
+
+def _anthropic(redactor: Redactor, opts: dict[str, Any]) -> Summarizer:
+    from tracewatch.summarizers.anthropic_backend import DEFAULT_MODEL, AnthropicSummarizer
+
+    return AnthropicSummarizer(redactor, opts.get("model") or DEFAULT_MODEL)
+
+
+register("vllm", "a model served by vLLM's OpenAI-compatible API (--vllm-url, --model)", _vllm)
+register("anthropic", "the Anthropic API (ANTHROPIC_API_KEY)", _anthropic)

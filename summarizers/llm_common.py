@@ -1,0 +1,83 @@
+"""What the LLM backends share: parsing and repairing answers, and composing the Summary.
+
+The facets that aggregation counts always come from the deterministic extractor; the model
+adds the readable text, transactions it saw that the rules missed, and risk cues. A model
+answer can therefore add evidence but never erase what the steps show.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from tracewatch.monitor.envelope import describe_validation_error
+from tracewatch.monitor.models import Interaction
+from tracewatch.summarizers.base import SummarizerError
+from tracewatch.summarizers.facets import extract
+from tracewatch.summarizers.models import Summary
+from tracewatch.summarizers.prompt import PROMPT_VERSION, LLMSummaryOutput
+from tracewatch.summarizers.redaction import Redactor
+
+_FENCED_JSON = re.compile(r"```(?:json)?\s*(\{.*\})\s*```", re.S)
+
+
+def parse_output(raw: str | dict[str, Any] | None) -> LLMSummaryOutput:
+    """Validate a model answer; repair only what is unambiguous (code fences, prose around JSON)."""
+    if raw is None:
+        raise SummarizerError("invalid output: empty answer")
+    data: Any = raw
+    if isinstance(raw, str):
+        text = raw.strip()
+        m = _FENCED_JSON.search(text)
+        if m:
+            text = m.group(1)
+        elif not text.startswith("{") and "{" in text and "}" in text:
+            text = text[text.index("{") : text.rindex("}") + 1]
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise SummarizerError(f"invalid output: not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise SummarizerError("invalid output: expected a JSON object")
+    try:
+        return LLMSummaryOutput.model_validate(data)
+    except ValidationError as exc:
+        raise SummarizerError(f"invalid output: {describe_validation_error(exc)}") from None
+
+
+def compose(
+    inter: Interaction,
+    redactor: Redactor,
+    out: LLMSummaryOutput,
+    backend: str,
+    model: str,
+    tokens_in: int,
+    tokens_out: int,
+) -> Summary:
+    facets = extract(inter, redactor)
+    seen = {(t.kind, t.target) for t in facets.transactions}
+    for t in out.transactions:
+        if (t.kind, t.target) not in seen:
+            facets.transactions.append(t)
+            seen.add((t.kind, t.target))
+    for cue in out.risk_cues:
+        cue = redactor.redact(cue.strip()) or ""
+        if cue and cue not in facets.risk_cues:
+            facets.risk_cues.append(cue[:200])
+    if out.refused and not facets.refusals:
+        facets.refusals = 1
+    if out.task and not facets.task:
+        facets.task = redactor.redact(out.task)
+    return Summary(
+        content_hash=inter.content_hash,
+        backend=backend,
+        model=model,
+        prompt_version=PROMPT_VERSION,
+        text=redactor.redact(out.summary) or "",
+        facets=facets,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+    )

@@ -1,0 +1,116 @@
+"""A local model served by vLLM, through its OpenAI-compatible API.
+
+Structured output uses vLLM's JSON-schema guided decoding (`response_format` json_schema), so
+an answer that completes always fits the schema; one cut off at max_tokens or otherwise
+invalid becomes a recorded failure with its reason. Requests are bounded in concurrency by the
+caller, each has a timeout, and 429/5xx/timeouts are retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from tracewatch.monitor.models import Interaction
+from tracewatch.summarizers.base import Summarizer, SummarizerError
+from tracewatch.summarizers.llm_common import compose, parse_output
+from tracewatch.summarizers.models import Summary
+from tracewatch.summarizers.prompt import INSTRUCTIONS, PROMPT_VERSION, output_schema, user_message
+from tracewatch.summarizers.redaction import Redactor
+
+DEFAULT_URL = "http://127.0.0.1:8000/v1"
+
+
+class VLLMSummarizer(Summarizer):
+    name = "vllm"
+    prompt_version = PROMPT_VERSION
+
+    def __init__(
+        self,
+        redactor: Redactor,
+        model: str,
+        base_url: str = DEFAULT_URL,
+        timeout_s: float = 60.0,
+        retries: int = 3,
+        max_tokens: int = 700,
+        budget_tokens: int = 3000,
+        api_key: str = "EMPTY",
+    ) -> None:
+        super().__init__(redactor, model)
+        try:
+            import openai
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise SummarizerError(
+                "the vllm backend needs the openai client: pip install 'tracewatch[vllm]'"
+            ) from exc
+        self._openai = openai
+        self.base_url = base_url
+        self.retries = retries
+        self.max_tokens = max_tokens
+        self.budget_tokens = budget_tokens
+        self.client = openai.AsyncOpenAI(
+            base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0
+        )
+        self._schema = output_schema()
+
+    def request(self, inter: Interaction) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "messages": [
+                {"role": "system", "content": INSTRUCTIONS},
+                {"role": "user", "content": user_message(inter, self.redactor, self.budget_tokens)},
+            ],
+            "temperature": 0,
+            "max_tokens": self.max_tokens,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "interaction_summary", "schema": self._schema},
+            },
+        }
+
+    async def summarize(self, interaction: Interaction) -> Summary:
+        openai = self._openai
+        body = self.request(interaction)
+        delay = 0.5
+        for attempt in range(self.retries + 1):
+            try:
+                resp = await self.client.chat.completions.create(**body)
+                break
+            except openai.APIConnectionError as exc:
+                if isinstance(exc, openai.APITimeoutError) and attempt < self.retries:
+                    await asyncio.sleep(delay * (1 + random.random()))
+                    delay *= 2
+                    continue
+                if isinstance(exc, openai.APITimeoutError):
+                    raise SummarizerError(f"timed out after {self.retries + 1} attempts") from None
+                raise SummarizerError(
+                    f"no vLLM server answering at {self.base_url} (start one with "
+                    f"`vllm serve {self.model}`, or pass --vllm-url)"
+                ) from None
+            except openai.APIStatusError as exc:
+                retryable = exc.status_code == 429 or exc.status_code >= 500
+                if retryable and attempt < self.retries:
+                    await asyncio.sleep(delay * (1 + random.random()))
+                    delay *= 2
+                    continue
+                raise SummarizerError(f"vLLM answered HTTP {exc.status_code}") from None
+        choice = resp.choices[0] if resp.choices else None
+        if choice is None:
+            raise SummarizerError("invalid output: no choices in the answer")
+        if choice.finish_reason == "length":
+            raise SummarizerError(f"truncated: the answer hit max_tokens={self.max_tokens}")
+        out = parse_output(choice.message.content)
+        usage = resp.usage
+        return compose(
+            interaction,
+            self.redactor,
+            out,
+            self.name,
+            self.model,
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
+        )
+
+    async def aclose(self) -> None:
+        await self.client.close()
