@@ -37,6 +37,7 @@ class AnthropicSummarizer(Summarizer):
         timeout_s: float = 60.0,
         api_key: str | None = None,
         base_url: str | None = None,
+        http_client: Any = None,
     ) -> None:
         super().__init__(redactor, model)
         try:
@@ -49,8 +50,9 @@ class AnthropicSummarizer(Summarizer):
         self.max_tokens = max_tokens
         self.budget_tokens = budget_tokens
         try:
+            extra = {"http_client": http_client} if http_client is not None else {}
             self.client = anthropic.AsyncAnthropic(
-                api_key=api_key, base_url=base_url, max_retries=retries, timeout=timeout_s
+                api_key=api_key, base_url=base_url, max_retries=retries, timeout=timeout_s, **extra
             )
         except anthropic.AnthropicError as exc:
             raise SummarizerError(f"cannot create the Anthropic client: {exc}") from None

@@ -36,6 +36,7 @@ class VLLMSummarizer(Summarizer):
         max_tokens: int = 700,
         budget_tokens: int = 3000,
         api_key: str = "EMPTY",
+        http_client: Any = None,
     ) -> None:
         super().__init__(redactor, model)
         try:
@@ -49,8 +50,11 @@ class VLLMSummarizer(Summarizer):
         self.retries = retries
         self.max_tokens = max_tokens
         self.budget_tokens = budget_tokens
+        # Retries are ours (bounded, recorded as failures); http_client lets a deployment add
+        # proxies or TLS settings, and tests a recorded transport.
+        extra = {"http_client": http_client} if http_client is not None else {}
         self.client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0
+            base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0, **extra
         )
         self._schema = output_schema()
 
