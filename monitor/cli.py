@@ -281,6 +281,9 @@ def summarize_cmd(
         str, typer.Option("--summarizer", "-s", help="Backend (see `tracewatch summarizers`).")
     ] = "embedded",
     model: Annotated[str | None, typer.Option(help="Model name for the backend.")] = None,
+    vllm_url: Annotated[
+        str, typer.Option("--vllm-url", help="vLLM's OpenAI-compatible endpoint.")
+    ] = "http://127.0.0.1:8000/v1",
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 8,
     db: DbOption = None,
     json: JsonOption = False,
@@ -293,14 +296,23 @@ def summarize_cmd(
     import asyncio
 
     from tracewatch.monitor.summarize import summarize_store
+    from tracewatch.summarizers.base import SummarizerError
     from tracewatch.summarizers.redaction import Redactor, load_key
     from tracewatch.summarizers.registry import create
 
     store = _open(db)
     try:
         try:
-            backend = create(summarizer, Redactor(load_key(store.path)), {"model": model})
-        except ValueError as exc:
+            backend = create(
+                summarizer,
+                Redactor(load_key(store.path)),
+                {"model": model, "vllm_url": vllm_url},
+            )
+        except (ValueError, SummarizerError) as exc:
+            raise _fail(str(exc)) from None
+        try:
+            asyncio.run(backend.check())
+        except SummarizerError as exc:
             raise _fail(str(exc)) from None
         todo = store.count_unsummarized(backend.name, backend.model, backend.prompt_version)
         progress = Progress(
@@ -338,6 +350,21 @@ def summarize_cmd(
     for reason, n in report.failures_by_reason.most_common(10):
         table.add_row(f"  {reason}", str(n))
     table.add_row("tokens in / out", f"{report.tokens_in} / {report.tokens_out}")
+    out.print(table)
+
+
+@app.command("summarizers")
+def summarizers_cmd(json: JsonOption = False) -> None:
+    """The summary backends, chosen with `tracewatch summarize --summarizer NAME`."""
+    from tracewatch.summarizers.registry import names
+
+    rows = [{"name": k, "description": v} for k, v in names().items()]
+    if json:
+        _print_json(rows)
+        return
+    table = Table("summarizer", "what it is", title="summary backends", title_justify="left")
+    for r in rows:
+        table.add_row(r["name"], r["description"])
     out.print(table)
 
 

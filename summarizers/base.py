@@ -32,5 +32,8 @@ class Summarizer(ABC):
     @abstractmethod
     async def summarize(self, interaction: Interaction) -> Summary: ...
 
+    async def check(self) -> None:  # noqa: B027 - nothing to check for local backends
+        """Fail fast, before a run, when the backend cannot work at all (no server, no key)."""
+
     async def aclose(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release clients and connections."""

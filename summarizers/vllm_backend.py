@@ -116,5 +116,24 @@ class VLLMSummarizer(Summarizer):
             usage.completion_tokens if usage else 0,
         )
 
+    async def check(self) -> None:
+        """The server answers and serves this model; otherwise one clear error, not N failures."""
+        openai = self._openai
+        try:
+            served = [m.id async for m in self.client.models.list()]
+        except openai.APIConnectionError:
+            raise SummarizerError(
+                f"no vLLM server answering at {self.base_url} (start one with "
+                f"`vllm serve {self.model}`, or pass --vllm-url)"
+            ) from None
+        except openai.APIStatusError as exc:
+            raise SummarizerError(
+                f"{self.base_url}/models answered HTTP {exc.status_code}; is this a vLLM server?"
+            ) from None
+        if served and self.model not in served:
+            raise SummarizerError(
+                f"the vLLM server at {self.base_url} serves {', '.join(served)}, not {self.model!r}"
+            )
+
     async def aclose(self) -> None:
         await self.client.close()

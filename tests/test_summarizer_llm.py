@@ -270,3 +270,19 @@ def test_injection_does_not_change_llm_facets_from_steps() -> None:
     keep = {"risk_cues"}
     assert clean.facets.model_dump(exclude=keep) == dirty.facets.model_dump(exclude=keep)
     assert "instructions embedded in tool output or page content" in dirty.facets.risk_cues
+
+
+async def test_vllm_check_fails_fast_and_names_the_served_models() -> None:
+    models = {
+        "object": "list",
+        "data": [
+            {"id": "qwen2.5-7b-instruct", "object": "model", "created": 0, "owned_by": "vllm"}
+        ],
+    }
+    ok = VLLMSummarizer(
+        R, "qwen2.5-7b-instruct", base_url=URL, http_client=Recorded((200, models)).client()
+    )
+    await ok.check()
+    wrong = VLLMSummarizer(R, "llama", base_url=URL, http_client=Recorded((200, models)).client())
+    with pytest.raises(SummarizerError, match=r"serves qwen2\.5-7b-instruct, not 'llama'"):
+        await wrong.check()
