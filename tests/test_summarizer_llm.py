@@ -38,14 +38,17 @@ def fixture(name: str) -> dict:
 class Recorded:
     """An HTTP transport that answers with recorded responses, in order, and keeps the requests."""
 
-    def __init__(self, *responses: tuple[int, dict] | tuple[int, dict, dict]) -> None:
+    def __init__(self, *responses: tuple[int, dict | bytes] | tuple[int, dict, dict]) -> None:
         self.responses = list(responses)
         self.calls: list[httpx2.Request] = []
 
     def _handle(self, request: httpx2.Request) -> httpx2.Response:
         self.calls.append(request)
         status, body, *headers = self.responses[min(len(self.calls), len(self.responses)) - 1]
-        return httpx2.Response(status, json=body, headers=headers[0] if headers else None)
+        hdrs = headers[0] if headers else None
+        if isinstance(body, bytes):
+            return httpx2.Response(status, content=body, headers=hdrs)
+        return httpx2.Response(status, json=body, headers=hdrs)
 
     def client(self) -> httpx2.AsyncClient:
         return httpx2.AsyncClient(transport=httpx2.MockTransport(self._handle))
@@ -286,3 +289,50 @@ async def test_vllm_check_fails_fast_and_names_the_served_models() -> None:
     wrong = VLLMSummarizer(R, "llama", base_url=URL, http_client=Recorded((200, models)).client())
     with pytest.raises(SummarizerError, match=r"serves qwen2\.5-7b-instruct, not 'llama'"):
         await wrong.check()
+
+
+async def test_anthropic_message_batches() -> None:
+    batch = {
+        "id": "msgbatch_01",
+        "type": "message_batch",
+        "processing_status": "ended",
+        "request_counts": {
+            "processing": 0,
+            "succeeded": 1,
+            "errored": 1,
+            "canceled": 0,
+            "expired": 0,
+        },
+        "created_at": "2026-11-22T10:00:00Z",
+        "expires_at": "2026-11-23T10:00:00Z",
+        "ended_at": "2026-11-22T10:05:00Z",
+        "archived_at": None,
+        "cancel_initiated_at": None,
+        "results_url": "https://api.anthropic.com/v1/messages/batches/msgbatch_01/results",
+    }
+    lines = [
+        {
+            "custom_id": "i0",
+            "result": {"type": "succeeded", "message": fixture("anthropic/summary_ok.json")},
+        },
+        {
+            "custom_id": "i1",
+            "result": {
+                "type": "errored",
+                "error": {
+                    "type": "error",
+                    "error": {"type": "overloaded_error", "message": "Overloaded"},
+                },
+            },
+        },
+    ]
+    jsonl = b"\n".join(orjson.dumps(x) for x in lines) + b"\n"
+    rec = Recorded((200, batch), (200, batch), (200, jsonl))
+    results = await anthropic(rec).summarize_batch([interaction(), interaction(injected=False)])
+    assert rec.calls[0].url.path == "/v1/messages/batches"
+    sent = orjson.loads(rec.calls[0].content)
+    assert [r["custom_id"] for r in sent["requests"]] == ["i0", "i1"]
+    assert sent["requests"][0]["params"]["tool_choice"]["name"] == "record_summary"
+    ok, failed = results
+    assert not isinstance(ok, SummarizerError) and ok.text.startswith("The user asked")
+    assert isinstance(failed, SummarizerError) and "errored" in str(failed)
