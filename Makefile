@@ -14,11 +14,12 @@ $(BIN)/tracewatch: pyproject.toml
 
 venv: $(BIN)/tracewatch
 
-# Main job on the embedded default: generate a seeded corpus, ingest it, show what was stored.
+# Main job on the embedded default: generate a seeded corpus, ingest and summarize it, show stats.
 demo: venv
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	$(BIN)/tracewatch corpus generate --seed 7 --interactions 2000 --out $(DEMO)/corpus
 	$(BIN)/tracewatch ingest $(DEMO)/corpus --db $(DEMO)/tracewatch.duckdb
+	$(BIN)/tracewatch summarize --db $(DEMO)/tracewatch.duckdb
 	$(BIN)/tracewatch stats --db $(DEMO)/tracewatch.duckdb
 
 test: venv
@@ -30,6 +31,7 @@ lint: venv
 
 bench: venv
 	$(BIN)/python bench/ingest_bench.py
+	$(BIN)/python bench/summarize_bench.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache
