@@ -7,15 +7,13 @@ backend failure is recorded with its reason and the run goes on; nothing is fake
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracewatch.monitor.models import Interaction
 from tracewatch.monitor.store import Store
-from tracewatch.summarizers.base import Summarizer, SummarizerError
+from tracewatch.summarizers.base import Summarizer
 from tracewatch.summarizers.models import Summary
 
 
@@ -64,17 +62,8 @@ async def summarize_store(
     ).fetchone()[0]
     report.to_do = store.count_unsummarized(*key)
     report.cached = total_hashes - report.to_do
-    sem = asyncio.Semaphore(max(1, concurrency))
-
-    async def one(inter: Interaction) -> Summary | BaseException:
-        async with sem:
-            try:
-                return await summarizer.summarize(inter)
-            except (SummarizerError, TimeoutError, ValueError) as exc:
-                return exc
-
     for batch in store.unsummarized(*key, batch_size=batch_size):
-        results = await asyncio.gather(*(one(i) for i in batch))
+        results = await summarizer.summarize_many(batch, concurrency)
         done: list[Summary] = []
         failures: list[tuple[str, str, str, str, str]] = []
         for inter, res in zip(batch, results, strict=True):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar
 
 from tracewatch.monitor.models import Interaction
@@ -31,6 +33,26 @@ class Summarizer(ABC):
 
     @abstractmethod
     async def summarize(self, interaction: Interaction) -> Summary: ...
+
+    async def summarize_many(
+        self, interactions: Sequence[Interaction], concurrency: int = 8
+    ) -> list[Summary | SummarizerError]:
+        """Summaries in input order; a failure is returned in place, never raised.
+
+        Backends that batch natively (the in-process vLLM engine) override this.
+        """
+        sem = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(inter: Interaction) -> Summary | SummarizerError:
+            async with sem:
+                try:
+                    return await self.summarize(inter)
+                except SummarizerError as exc:
+                    return exc
+                except (TimeoutError, ValueError) as exc:
+                    return SummarizerError(f"{type(exc).__name__}: {exc}")
+
+        return list(await asyncio.gather(*(one(i) for i in interactions)))
 
     async def check(self) -> None:  # noqa: B027 - nothing to check for local backends
         """Fail fast, before a run, when the backend cannot work at all (no server, no key)."""
