@@ -98,3 +98,9 @@ class VLLMOfflineSummarizer(Summarizer):
             except SummarizerError as exc:
                 results.append(exc)
         return results
+
+    async def aclose(self) -> None:
+        """Stop the engine's worker process now rather than at interpreter exit."""
+        core = getattr(getattr(self.engine, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
