@@ -390,12 +390,26 @@ def corpus_generate(
     ] = 400,
     accounts: Annotated[int, typer.Option(min=1, help="How many accounts.")] = 24,
     days: Annotated[int, typer.Option(min=1, help="Days the corpus spans.")] = 14,
+    spam_campaign_accounts: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Add this many accounts that post one templated promotion on 15 forums "
+            "over a week (a planted campaign).",
+        ),
+    ] = 0,
     json: JsonOption = False,
 ) -> None:
     """Write a seeded corpus of Anthropic and OpenAI computer-use envelopes (.jsonl)."""
     from tracewatch.eval.corpus import CorpusSpec, write_corpus
 
-    spec = CorpusSpec(seed=seed, interactions=interactions, accounts=accounts, days=days)
+    spec = CorpusSpec(
+        seed=seed,
+        interactions=interactions,
+        accounts=accounts,
+        days=days,
+        spam_campaign_accounts=spam_campaign_accounts,
+    )
     written = write_corpus(spec, out_dir)
     if json:
         _print_json(written)
@@ -404,6 +418,325 @@ def corpus_generate(
         f"wrote {written['interactions']} interactions for {written['accounts']} accounts "
         f"to {written['path']}"
     )
+
+
+# -- rollup ---------------------------------------------------------------------------------
+
+SummarizerOption = Annotated[
+    str, typer.Option("--summarizer", "-s", help="Backend (see `tracewatch summarizers`).")
+]
+ModelOption = Annotated[str | None, typer.Option(help="Model name for the backend.")]
+VllmUrlOption = Annotated[
+    str, typer.Option("--vllm-url", help="vLLM's OpenAI-compatible endpoint.")
+]
+WindowOption = Annotated[
+    str,
+    typer.Option(
+        "--window", "-w", help="Tumbling window per account, aligned to UTC: 1h, 6h, 1d or 7d."
+    ),
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(help="Only windows from this time: 2026-10-05, an ISO timestamp, or 7d ago."),
+]
+UntilOption = Annotated[str | None, typer.Option(help="Only windows up to this time.")]
+AccountsOption = Annotated[
+    list[str] | None, typer.Option("--account", "-a", help="Only these accounts (repeatable).")
+]
+BudgetOption = Annotated[
+    int,
+    typer.Option(
+        "--budget-tokens",
+        min=1,
+        help="Context budget of one summarization call, in tokens (about 4 characters each). "
+        "Windows whose summaries do not fit are summarized in chunks, recursively.",
+    ),
+]
+CampaignsOption = Annotated[
+    bool, typer.Option("--campaigns/--no-campaigns", help="Detect cross-account campaigns.")
+]
+ShardOption = Annotated[
+    int, typer.Option("--shard-size", min=1, hidden=True, help="Members per parallel task.")
+]
+
+
+def _backend(store: Store, summarizer: str, model: str | None, vllm_url: str) -> Any:
+    import asyncio
+
+    from tracewatch.summarizers.base import SummarizerError
+    from tracewatch.summarizers.redaction import Redactor, load_key
+    from tracewatch.summarizers.registry import create
+
+    try:
+        backend = create(
+            summarizer, Redactor(load_key(store.path)), {"model": model, "vllm_url": vllm_url}
+        )
+        asyncio.run(backend.check())
+    except (ValueError, SummarizerError) as exc:
+        raise _fail(str(exc)) from None
+    return backend
+
+
+def _rollup(store: Store, backend: Any, opts: Any, quiet: bool) -> Any:
+    import asyncio
+
+    from tracewatch.monitor.rollup import run_rollup
+
+    progress = Progress(
+        TextColumn("[bold]rollup[/] {task.fields[what]}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} summaries read"),
+        console=err,
+        disable=quiet or not err.is_terminal,
+        transient=True,
+    )
+
+    def on_progress(event: str, units: int, members: int) -> None:
+        if event.startswith("plan:"):
+            progress.update(task, what=event.removeprefix("plan:") + "s")
+        if event == "reduce":
+            progress.advance(task, members)
+        else:
+            progress.update(task, total=(progress.tasks[0].total or 0) + members)
+
+    with progress:
+        task = progress.add_task("rollup", total=0, what="")
+        return asyncio.run(run_rollup(store, backend, opts, on_progress=on_progress))
+
+
+def _rollup_table(report: Any) -> Table:
+    table = Table(
+        title=f"rollup {report.run_id} ({report.window} windows)"
+        + (" [yellow]resumed[/]" if report.resumed else ""),
+        title_justify="left",
+        show_header=False,
+    )
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("account windows rolled up", f"[green]{report.windows_rolled}[/]")
+    table.add_row("  unchanged, kept", str(report.windows_unchanged))
+    table.add_row("account periods rolled up", str(report.periods_rolled))
+    table.add_row("  unchanged, kept", str(report.periods_unchanged))
+    table.add_row(
+        "campaigns found", f"[bold]{report.campaigns_found}[/]" if report.campaigns_found else "0"
+    )
+    table.add_row("  summarized now", str(report.campaigns_rolled))
+    table.add_row("  retired (no longer found)", str(report.campaigns_retired))
+    table.add_row("chunk summaries written", str(report.partials))
+    table.add_row("extra levels (chunks of chunks)", str(report.extra_levels))
+    if report.model_failures:
+        table.add_row("model failures (computed text used)", f"[red]{report.model_failures}[/]")
+    if report.unsummarized_interactions:
+        table.add_row(
+            "interactions without a summary", f"[yellow]{report.unsummarized_interactions}[/]"
+        )
+    table.add_row("tokens in / out", f"{report.tokens_in} / {report.tokens_out}")
+    table.add_row("seconds", f"{report.seconds:.1f}")
+    return table
+
+
+def _rollup_options(**kw: Any) -> Any:
+    from pydantic import ValidationError
+
+    from tracewatch.monitor.envelope import describe_validation_error
+    from tracewatch.monitor.rollup import RollupOptions
+
+    try:
+        return RollupOptions(**kw)
+    except ValidationError as exc:
+        raise _fail(describe_validation_error(exc)) from None
+
+
+@app.command("rollup")
+def rollup_cmd(
+    window: WindowOption = "1d",
+    since: SinceOption = None,
+    until: UntilOption = None,
+    account: AccountsOption = None,
+    budget_tokens: BudgetOption = 6000,
+    campaigns: CampaignsOption = True,
+    summarizer: SummarizerOption = "embedded",
+    model: ModelOption = None,
+    vllm_url: VllmUrlOption = "http://127.0.0.1:8000/v1",
+    concurrency: Annotated[int, typer.Option(min=1, help="Summaries in flight at once.")] = 8,
+    shard_size: ShardOption = 2000,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Roll interaction summaries up per account and window, per account and week, and across
+    accounts into campaigns.
+
+    Reads the summaries `tracewatch summarize` wrote with the same --summarizer/--model.
+    Only windows whose interactions changed since the last rollup are summarized again. A
+    rollup that was killed resumes where it stopped when the same command is run again
+    (checkpoints are kept in DB.rollup.sqlite).
+    """
+    opts = _rollup_options(
+        window=window,
+        since=since,
+        until=until,
+        accounts=account or [],
+        budget_tokens=budget_tokens,
+        campaigns=campaigns,
+        concurrency=concurrency,
+        shard_size=shard_size,
+    )
+    store = _open(db)
+    try:
+        backend = _backend(store, summarizer, model, vllm_url)
+        report = _rollup(store, backend, opts, quiet=json)
+    finally:
+        store.close()
+    if json:
+        _print_json(report.model_dump())
+        return
+    out.print(_rollup_table(report))
+    if report.unsummarized_interactions:
+        out.print(
+            f"[dim]{report.unsummarized_interactions} interactions have no {backend.name} summary "
+            "and are only counted; run[/] tracewatch summarize"
+            + (f" --summarizer {summarizer}" if summarizer != "embedded" else "")
+        )
+
+
+@app.command("run")
+def run_cmd(
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Files, folders or - for stdin, as for `ingest`.", show_default=False),
+    ],
+    format: Annotated[
+        str | None, typer.Option("--format", "-f", help="Trace format, if not detected.")
+    ] = None,
+    default_account: Annotated[
+        str | None,
+        typer.Option("--default-account", help="Account for bare traces without an envelope."),
+    ] = None,
+    window: WindowOption = "1d",
+    budget_tokens: BudgetOption = 6000,
+    campaigns: CampaignsOption = True,
+    summarizer: SummarizerOption = "embedded",
+    model: ModelOption = None,
+    vllm_url: VllmUrlOption = "http://127.0.0.1:8000/v1",
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 8,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """The main job in one go: ingest PATHS, summarize what is new, roll up what changed.
+
+    Each step is incremental, so running it again on a growing dump does only the new work.
+    """
+    import asyncio
+
+    from tracewatch.monitor.summarize import summarize_store
+
+    opts = _rollup_options(
+        window=window, budget_tokens=budget_tokens, campaigns=campaigns, concurrency=concurrency
+    )
+    try:
+        input_size(paths)
+    except PathError as exc:
+        raise _fail(str(exc)) from None
+    store = _open(db)
+    try:
+        backend = _backend(store, summarizer, model, vllm_url)
+        with err.status("ingesting", spinner="dots") if not json and err.is_terminal else _null():
+            try:
+                ing = ingest(paths, store, IngestOptions(format=format, account=default_account))
+            except (PathError, DetectionError) as exc:
+                raise _fail(str(exc)) from None
+        with err.status("summarizing", spinner="dots") if not json and err.is_terminal else _null():
+            summ = asyncio.run(summarize_store(store, backend, concurrency))
+        report = _rollup(store, backend, opts, quiet=json)
+        asyncio.run(backend.aclose())
+    finally:
+        store.close()
+    if json:
+        _print_json(
+            {
+                "db": store.path,
+                "ingest": ing.as_dict(),
+                "summarize": summ.as_dict(),
+                "rollup": report.model_dump(),
+            }
+        )
+        return
+    out.print(
+        f"ingested [green]{ing.inserted}[/] new interactions ({ing.duplicates} duplicates, "
+        f"{ing.quarantined} quarantined); summarized [green]{summ.summarized}[/] "
+        f"({summ.cached} cached, {summ.failed} failed)"
+    )
+    out.print(_rollup_table(report))
+    if ing.quarantined:
+        out.print("[dim]see the quarantined records with[/] tracewatch quarantine list")
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@app.command("aggregates")
+def aggregates_cmd(
+    kind: Annotated[
+        str | None,
+        typer.Option(help="account_window, account_period or campaign (default: all)."),
+    ] = None,
+    account: Annotated[
+        str | None, typer.Option("--account", "-a", help="Only aggregates covering this account.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 20,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """List rollup aggregates, campaigns first, with their signals and text."""
+    store = _open(db, read_only=True)
+    try:
+        where, params = [], []
+        if kind:
+            where.append("kind = ?")
+            params.append(kind)
+        if account:
+            where.append("list_contains(accounts, ?)")
+            params.append(account)
+        cur = store.con.execute(
+            "SELECT aggregate_id, kind, subject, window_size, window_start, window_end, accounts,"
+            " levels, backend, model, text, signals, links FROM aggregates"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY CASE kind WHEN 'campaign' THEN 0 WHEN 'account_period' THEN 1 ELSE 2"
+            " END, len(accounts) DESC, subject, window_start LIMIT ?",
+            [*params, limit],
+        )
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        store.close()
+    for r in rows:
+        r["signals"] = orjson.loads(r["signals"])
+        r["links"] = orjson.loads(r["links"])
+    if json:
+        _print_json(rows)
+        return
+    if not rows:
+        out.print("no aggregates; run [bold]tracewatch rollup[/] first")
+        return
+    for r in rows:
+        sig = r["signals"]
+        out.print(
+            f"[bold]{r['kind']}[/] {r['subject']}  {r['window_start']:%Y-%m-%d %H:%M} "
+            f"({r['window_size']})  {sig['interactions']} interactions, "
+            f"{len(r['accounts'])} account(s), {r['levels']} level(s)",
+            highlight=False,
+        )
+        out.print(f"  {r['text']}", highlight=False, soft_wrap=True)
+        for link in r["links"][:5]:
+            out.print(
+                f"  [dim]{link['kind']}[/] shared by {len(link['accounts'])}: {link['key'][:120]}",
+                highlight=False,
+            )
 
 
 def main() -> None:

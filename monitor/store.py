@@ -115,6 +115,65 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        3,
+        "rollups: aggregates, the partial summaries behind them, campaign features, runs",
+        [
+            """CREATE TABLE aggregates (
+                aggregate_id VARCHAR PRIMARY KEY,
+                kind VARCHAR NOT NULL,
+                subject VARCHAR NOT NULL,
+                window_size VARCHAR NOT NULL,
+                window_start TIMESTAMPTZ NOT NULL,
+                window_end TIMESTAMPTZ NOT NULL,
+                accounts VARCHAR[] NOT NULL,
+                input_hash VARCHAR NOT NULL,
+                levels INTEGER NOT NULL,
+                backend VARCHAR NOT NULL,
+                model VARCHAR NOT NULL,
+                prompt_version VARCHAR NOT NULL,
+                text VARCHAR NOT NULL,
+                facets JSON NOT NULL,
+                signals JSON NOT NULL,
+                links JSON NOT NULL,
+                tokens_in BIGINT NOT NULL,
+                tokens_out BIGINT NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL
+            )""",
+            """CREATE TABLE rollup_partials (
+                partial_id VARCHAR PRIMARY KEY,
+                aggregate_id VARCHAR NOT NULL,
+                input_hash VARCHAR NOT NULL,
+                level INTEGER NOT NULL,
+                chunk INTEGER NOT NULL,
+                members VARCHAR[] NOT NULL,
+                text VARCHAR NOT NULL,
+                facets JSON NOT NULL,
+                tokens_in BIGINT NOT NULL,
+                tokens_out BIGINT NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL
+            )""",
+            """CREATE TABLE rollup_features (
+                aggregate_id VARCHAR NOT NULL,
+                account_id VARCHAR NOT NULL,
+                kind VARCHAR NOT NULL,
+                key VARCHAR NOT NULL,
+                n INTEGER NOT NULL,
+                ids VARCHAR[] NOT NULL,
+                text VARCHAR,
+                minhash UBIGINT[]
+            )""",
+            """CREATE TABLE rollup_runs (
+                run_id VARCHAR PRIMARY KEY,
+                params_hash VARCHAR NOT NULL,
+                params JSON NOT NULL,
+                status VARCHAR NOT NULL,
+                started_at TIMESTAMPTZ NOT NULL,
+                finished_at TIMESTAMPTZ,
+                report JSON
+            )""",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -14,12 +14,21 @@ from typing import Any
 
 from tracewatch.monitor.models import Interaction
 from tracewatch.summarizers.base import Summarizer, SummarizerError
-from tracewatch.summarizers.llm_common import compose, parse_output
+from tracewatch.summarizers.llm_common import compose, parse_output, rollup_text
 from tracewatch.summarizers.models import Summary
 from tracewatch.summarizers.prompt import INSTRUCTIONS, PROMPT_VERSION, output_schema, user_message
 from tracewatch.summarizers.redaction import Redactor
+from tracewatch.summarizers.rollup_prompt import (
+    ROLLUP_INSTRUCTIONS,
+    RollupRequest,
+    RollupText,
+    overhead_tokens,
+    rollup_output_schema,
+    rollup_user_message,
+)
 
 TOOL_NAME = "record_summary"
+ROLLUP_TOOL = "record_rollup"
 DEFAULT_MODEL = "claude-haiku-4-5"
 
 
@@ -98,16 +107,59 @@ class AnthropicSummarizer(Summarizer):
         )
 
     async def summarize(self, interaction: Interaction) -> Summary:
+        return self._from_message(interaction, await self._create(self.params(interaction)))
+
+    def rollup_overhead_tokens(self) -> int:
+        return overhead_tokens()
+
+    async def summarize_rollup(self, request: RollupRequest) -> RollupText:
+        params = {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "system": [
+                {
+                    "type": "text",
+                    "text": ROLLUP_INSTRUCTIONS,
+                    "cache_control": {"type": "ephemeral"},
+                }
+            ],
+            "tools": [
+                {
+                    "name": ROLLUP_TOOL,
+                    "description": "Record the summary of these sessions.",
+                    "input_schema": rollup_output_schema(),
+                }
+            ],
+            "tool_choice": {"type": "tool", "name": ROLLUP_TOOL},
+            "messages": [{"role": "user", "content": rollup_user_message(request)}],
+        }
+        message = await self._create(params)
+        if getattr(message, "stop_reason", None) == "max_tokens":
+            raise SummarizerError(f"truncated: the answer hit max_tokens={self.max_tokens}")
+        block = next(
+            (
+                b
+                for b in message.content
+                if getattr(b, "type", None) == "tool_use" and b.name == ROLLUP_TOOL
+            ),
+            None,
+        )
+        if block is None:
+            raise SummarizerError(f"invalid output: the model did not call {ROLLUP_TOOL}")
+        return rollup_text(
+            self.redactor, block.input if isinstance(block.input, dict) else None, message.usage
+        )
+
+    async def _create(self, params: dict[str, Any]) -> Any:
         anthropic = self._anthropic
         try:
-            message = await self.client.messages.create(**self.params(interaction))
+            return await self.client.messages.create(**params)
         except anthropic.APIStatusError as exc:
             raise SummarizerError(f"Anthropic API answered HTTP {exc.status_code}") from None
         except anthropic.APITimeoutError:
             raise SummarizerError("Anthropic API timed out") from None
         except anthropic.APIConnectionError:
             raise SummarizerError("cannot reach the Anthropic API") from None
-        return self._from_message(interaction, message)
 
     async def summarize_batch(
         self, interactions: Sequence[Interaction], poll_s: float = 30.0

@@ -10,6 +10,12 @@ from typing import ClassVar
 from tracewatch.monitor.models import Interaction
 from tracewatch.summarizers.models import Summary
 from tracewatch.summarizers.redaction import Redactor
+from tracewatch.summarizers.rollup_prompt import (
+    ROLLUP_PROMPT_VERSION,
+    RollupRequest,
+    RollupText,
+    template_text,
+)
 
 
 class SummarizerError(RuntimeError):
@@ -26,6 +32,7 @@ class Summarizer(ABC):
 
     name: ClassVar[str]
     prompt_version: ClassVar[str]
+    rollup_prompt_version: ClassVar[str] = ROLLUP_PROMPT_VERSION
 
     def __init__(self, redactor: Redactor, model: str) -> None:
         self.redactor = redactor
@@ -53,6 +60,17 @@ class Summarizer(ABC):
                     return SummarizerError(f"{type(exc).__name__}: {exc}")
 
         return list(await asyncio.gather(*(one(i) for i in interactions)))
+
+    async def summarize_rollup(self, request: RollupRequest) -> RollupText:
+        """Text over a chunk of member summaries; the default writes the signals as sentences.
+
+        LLM backends override this with a model call over the fenced member summaries.
+        """
+        return RollupText(text=self.redactor.redact(template_text(request)) or "")
+
+    def rollup_overhead_tokens(self) -> int:
+        """Tokens of the fixed rollup prompt; zero for a backend that sends no prompt."""
+        return 0
 
     async def check(self) -> None:  # noqa: B027 - nothing to check for local backends
         """Fail fast, before a run, when the backend cannot work at all (no server, no key)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-MINHASH_PERMUTATIONS = 32
+MINHASH_PERMUTATIONS = 64
 _WORD = re.compile(r"\[[A-Z]+:[0-9a-f]+\]|[a-z0-9']+")
 _MASK64 = (1 << 64) - 1
 

@@ -20,12 +20,12 @@ from tracewatch.summarizers.facets import extract
 from tracewatch.summarizers.models import Summary
 from tracewatch.summarizers.prompt import PROMPT_VERSION, LLMSummaryOutput
 from tracewatch.summarizers.redaction import Redactor
+from tracewatch.summarizers.rollup_prompt import TEXT_LIMIT, LLMRollupOutput, RollupText
 
 _FENCED_JSON = re.compile(r"```(?:json)?\s*(\{.*\})\s*```", re.S)
 
 
-def parse_output(raw: str | dict[str, Any] | None) -> LLMSummaryOutput:
-    """Validate a model answer; repair only what is unambiguous (code fences, prose around JSON)."""
+def _load_json(raw: str | dict[str, Any] | None) -> dict[str, Any]:
     if raw is None:
         raise SummarizerError("invalid output: empty answer")
     data: Any = raw
@@ -42,10 +42,35 @@ def parse_output(raw: str | dict[str, Any] | None) -> LLMSummaryOutput:
             raise SummarizerError(f"invalid output: not JSON ({exc})") from None
     if not isinstance(data, dict):
         raise SummarizerError("invalid output: expected a JSON object")
+    return data
+
+
+def parse_output(raw: str | dict[str, Any] | None) -> LLMSummaryOutput:
+    """Validate a model answer; repair only what is unambiguous (code fences, prose around JSON)."""
     try:
-        return LLMSummaryOutput.model_validate(data)
+        return LLMSummaryOutput.model_validate(_load_json(raw))
     except ValidationError as exc:
         raise SummarizerError(f"invalid output: {describe_validation_error(exc)}") from None
+
+
+def rollup_text(redactor: Redactor, raw: str | dict[str, Any] | None, usage: Any) -> RollupText:
+    """A validated rollup answer as text: the summary, then the patterns the model listed."""
+    try:
+        out = LLMRollupOutput.model_validate(_load_json(raw))
+    except ValidationError as exc:
+        raise SummarizerError(f"invalid output: {describe_validation_error(exc)}") from None
+    text = out.summary.strip()
+    if out.patterns:
+        text += " Patterns: " + "; ".join(p.strip() for p in out.patterns if p.strip()) + "."
+    tokens_in = getattr(usage, "prompt_tokens", None) or getattr(usage, "input_tokens", 0) or 0
+    tokens_out = (
+        getattr(usage, "completion_tokens", None) or getattr(usage, "output_tokens", 0) or 0
+    )
+    return RollupText(
+        text=(redactor.redact(text) or "")[: TEXT_LIMIT * 2],
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+    )
 
 
 def compose(

@@ -14,10 +14,18 @@ from typing import Any
 
 from tracewatch.monitor.models import Interaction
 from tracewatch.summarizers.base import Summarizer, SummarizerError
-from tracewatch.summarizers.llm_common import compose, parse_output
+from tracewatch.summarizers.llm_common import compose, parse_output, rollup_text
 from tracewatch.summarizers.models import Summary
 from tracewatch.summarizers.prompt import INSTRUCTIONS, PROMPT_VERSION, output_schema, user_message
 from tracewatch.summarizers.redaction import Redactor
+from tracewatch.summarizers.rollup_prompt import (
+    ROLLUP_INSTRUCTIONS,
+    RollupRequest,
+    RollupText,
+    overhead_tokens,
+    rollup_output_schema,
+    rollup_user_message,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8000/v1"
 
@@ -74,8 +82,51 @@ class VLLMSummarizer(Summarizer):
         }
 
     async def summarize(self, interaction: Interaction) -> Summary:
+        resp = await self._complete(self.request(interaction))
+        choice = resp.choices[0] if resp.choices else None
+        if choice is None:
+            raise SummarizerError("invalid output: no choices in the answer")
+        if choice.finish_reason == "length":
+            raise SummarizerError(f"truncated: the answer hit max_tokens={self.max_tokens}")
+        out = parse_output(choice.message.content)
+        usage = resp.usage
+        return compose(
+            interaction,
+            self.redactor,
+            out,
+            self.name,
+            self.model,
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
+        )
+
+    def rollup_overhead_tokens(self) -> int:
+        return overhead_tokens()
+
+    async def summarize_rollup(self, request: RollupRequest) -> RollupText:
+        body = {
+            "model": self.model,
+            "messages": [
+                {"role": "system", "content": ROLLUP_INSTRUCTIONS},
+                {"role": "user", "content": rollup_user_message(request)},
+            ],
+            "temperature": 0,
+            "max_tokens": self.max_tokens,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "rollup_summary", "schema": rollup_output_schema()},
+            },
+        }
+        resp = await self._complete(body)
+        choice = resp.choices[0] if resp.choices else None
+        if choice is None:
+            raise SummarizerError("invalid output: no choices in the answer")
+        if choice.finish_reason == "length":
+            raise SummarizerError(f"truncated: the answer hit max_tokens={self.max_tokens}")
+        return rollup_text(self.redactor, choice.message.content, resp.usage)
+
+    async def _complete(self, body: dict[str, Any]) -> Any:
         openai = self._openai
-        body = self.request(interaction)
         delay = 0.5
         for attempt in range(self.retries + 1):
             try:
@@ -99,22 +150,7 @@ class VLLMSummarizer(Summarizer):
                     delay *= 2
                     continue
                 raise SummarizerError(f"vLLM answered HTTP {exc.status_code}") from None
-        choice = resp.choices[0] if resp.choices else None
-        if choice is None:
-            raise SummarizerError("invalid output: no choices in the answer")
-        if choice.finish_reason == "length":
-            raise SummarizerError(f"truncated: the answer hit max_tokens={self.max_tokens}")
-        out = parse_output(choice.message.content)
-        usage = resp.usage
-        return compose(
-            interaction,
-            self.redactor,
-            out,
-            self.name,
-            self.model,
-            usage.prompt_tokens if usage else 0,
-            usage.completion_tokens if usage else 0,
-        )
+        return resp
 
     async def check(self) -> None:
         """The server answers and serves this model; otherwise one clear error, not N failures."""

@@ -14,6 +14,7 @@ from tracewatch.monitor.models import Interaction
 from tracewatch.monitor.store import Store
 from tracewatch.monitor.summarize import summarize_store
 from tracewatch.summarizers.embedded import EmbeddedSummarizer
+from tracewatch.summarizers.fingerprints import MINHASH_PERMUTATIONS
 from tracewatch.summarizers.models import Summary
 from tracewatch.summarizers.redaction import Redactor
 from tracewatch.trace_adapters import get
@@ -96,7 +97,7 @@ def test_post_facets_and_fingerprint() -> None:
     f = SUM.summarize_sync(i).facets
     assert [t.kind for t in f.transactions] == ["post"]
     assert f.posted[0].text == text and f.posted[0].target == "board.example"
-    assert len(f.posted[0].simhash) == 16 and len(f.posted[0].minhash) == 32
+    assert len(f.posted[0].simhash) == 16 and len(f.posted[0].minhash) == MINHASH_PERMUTATIONS
 
 
 def test_failed_login_facets() -> None:

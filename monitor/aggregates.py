@@ -1,0 +1,304 @@
+"""What a rollup keeps: counts and evidence that text summaries lose, mergeable at every level.
+
+`RollupFacets` is built from one interaction summary and merged associatively, so a window
+summarized in one chunk or in ten chunks of chunks ends with the same counts. Every claim is
+an `Evidence`: how many interactions support it and up to CITE_MAX of their ids (the smallest,
+so citations are deterministic). Derived signals (bursts, regularity, duplicate shares) are
+computed once at the end from the merged facets; they feed the judges.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tracewatch.monitor.near_duplicates import cluster
+from tracewatch.summarizers.models import Facets
+
+CITE_MAX = 8
+TEXT_MAX = 300
+AggregateKind = Literal["account_window", "account_period", "campaign"]
+
+
+class Evidence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = 0
+    ids: list[str] = Field(default_factory=list, description="interaction ids behind the claim")
+
+    def add(self, other: Evidence) -> None:
+        self.n += other.n
+        if other.ids:
+            self.ids = sorted(set(self.ids) | set(other.ids))[:CITE_MAX]
+
+
+def _ev(iid: str, n: int = 1) -> Evidence:
+    return Evidence(n=n, ids=[iid])
+
+
+def _merge_map(into: dict[str, Evidence], other: dict[str, Evidence]) -> None:
+    for key, ev in other.items():
+        if key in into:
+            into[key].add(ev)
+        else:
+            into[key] = ev.model_copy(deep=True)
+
+
+class ContentGroup(BaseModel):
+    """Posts that are near-duplicates of each other (MinHash LSH), wherever they went."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="redacted text of the representative post")
+    rep_id: str = Field(description="interaction id of the representative post")
+    minhash: list[int]
+    n: int
+    domains: dict[str, int] = Field(default_factory=dict)
+    accounts: dict[str, int] = Field(default_factory=dict)
+    ids: list[str] = Field(default_factory=list)
+
+
+def merge_groups(groups: list[ContentGroup]) -> list[ContentGroup]:
+    """Re-cluster groups from several chunks by their representatives' signatures."""
+    if len(groups) < 2:
+        return [g.model_copy(deep=True) for g in groups]
+    clusters = cluster([g.minhash for g in groups])
+    out = []
+    for idx in clusters:
+        members = sorted((groups[i] for i in idx), key=lambda g: g.rep_id)
+        head = members[0].model_copy(deep=True)
+        for g in members[1:]:
+            head.n += g.n
+            for d, c in g.domains.items():
+                head.domains[d] = head.domains.get(d, 0) + c
+            for a, c in g.accounts.items():
+                head.accounts[a] = head.accounts.get(a, 0) + c
+            head.ids = sorted(set(head.ids) | set(g.ids))[:CITE_MAX]
+        out.append(head)
+    out.sort(key=lambda g: (-g.n, g.rep_id))
+    return out
+
+
+class RollupFacets(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n_interactions: int = 0
+    unsummarized: int = 0
+    accounts: dict[str, int] = Field(default_factory=dict)
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    starts: list[int] = Field(default_factory=list, description="epoch seconds, sorted")
+    actions: dict[str, int] = Field(default_factory=dict)
+    domains: dict[str, Evidence] = Field(default_factory=dict)
+    targets: dict[str, Evidence] = Field(default_factory=dict)
+    identities: dict[str, Evidence] = Field(default_factory=dict)
+    transactions: dict[str, Evidence] = Field(
+        default_factory=dict, description="kind:outcome, e.g. login:failure"
+    )
+    purchased_quantity: int = 0
+    ratings: dict[str, int] = Field(default_factory=dict)
+    content: list[ContentGroup] = Field(default_factory=list)
+    errors: Evidence = Field(default_factory=Evidence)
+    refusals: Evidence = Field(default_factory=Evidence)
+    risk_cues: dict[str, Evidence] = Field(default_factory=dict)
+
+    @classmethod
+    def from_summary(
+        cls, interaction_id: str, account_id: str, started_at: datetime, facets: Facets | None
+    ) -> RollupFacets:
+        ts = started_at.astimezone(UTC)
+        out = cls(
+            n_interactions=1,
+            accounts={account_id: 1},
+            first_at=ts,
+            last_at=ts,
+            starts=[int(ts.timestamp())],
+        )
+        if facets is None:
+            out.unsummarized = 1
+            return out
+        ev = _ev(interaction_id)
+        out.actions = dict(facets.actions)
+        out.domains = {d: ev.model_copy() for d in facets.domains}
+        out.targets = {t: ev.model_copy() for t in facets.targets}
+        out.identities = {i: ev.model_copy() for i in facets.identities}
+        for tx in facets.transactions:
+            key = f"{tx.kind}:{tx.outcome}"
+            out.transactions.setdefault(key, Evidence(ids=[interaction_id])).n += 1
+            if tx.kind == "purchase" and tx.outcome != "failure":
+                out.purchased_quantity += tx.quantity or 1
+            if tx.kind == "review" and tx.rating is not None:
+                r = str(round(tx.rating))
+                out.ratings[r] = out.ratings.get(r, 0) + 1
+        groups = [
+            ContentGroup(
+                text=p.text[:TEXT_MAX],
+                rep_id=interaction_id,
+                minhash=p.minhash,
+                n=1,
+                domains={p.target: 1} if p.target else {},
+                accounts={account_id: 1},
+                ids=[interaction_id],
+            )
+            for p in facets.posted
+        ]
+        out.content = merge_groups(groups)
+        if facets.errors:
+            out.errors = _ev(interaction_id, facets.errors)
+        if facets.refusals:
+            out.refusals = _ev(interaction_id, facets.refusals)
+        out.risk_cues = {c: ev.model_copy() for c in facets.risk_cues}
+        return out
+
+    @classmethod
+    def merge(cls, parts: list[RollupFacets]) -> RollupFacets:
+        out = cls()
+        groups: list[ContentGroup] = []
+        starts: list[int] = []
+        for p in parts:
+            out.n_interactions += p.n_interactions
+            out.unsummarized += p.unsummarized
+            for a, c in p.accounts.items():
+                out.accounts[a] = out.accounts.get(a, 0) + c
+            if p.first_at and (out.first_at is None or p.first_at < out.first_at):
+                out.first_at = p.first_at
+            if p.last_at and (out.last_at is None or p.last_at > out.last_at):
+                out.last_at = p.last_at
+            starts.extend(p.starts)
+            for k, c in p.actions.items():
+                out.actions[k] = out.actions.get(k, 0) + c
+            _merge_map(out.domains, p.domains)
+            _merge_map(out.targets, p.targets)
+            _merge_map(out.identities, p.identities)
+            _merge_map(out.transactions, p.transactions)
+            _merge_map(out.risk_cues, p.risk_cues)
+            out.purchased_quantity += p.purchased_quantity
+            for r, c in p.ratings.items():
+                out.ratings[r] = out.ratings.get(r, 0) + c
+            groups.extend(p.content)
+            out.errors.add(p.errors)
+            out.refusals.add(p.refusals)
+        out.starts = sorted(starts)
+        out.content = merge_groups(groups)
+        return out
+
+    def signals(self) -> dict[str, Any]:
+        """Numbers the judges threshold on; each is defined here, once, in plain terms."""
+        tx = {k: v.n for k, v in self.transactions.items()}
+
+        def count(kind: str, outcome: str | None = None) -> int:
+            return sum(
+                n
+                for k, n in tx.items()
+                if k.split(":")[0] == kind and (outcome is None or k.endswith(":" + outcome))
+            )
+
+        posts = sum(g.n for g in self.content)
+        dup_groups = [g for g in self.content if g.n >= 2]
+        logins = count("login")
+        login_fail = count("login", "failure")
+        signups = count("signup")
+        n_ratings = sum(self.ratings.values())
+        return {
+            "interactions": self.n_interactions,
+            "unsummarized": self.unsummarized,
+            "accounts": len(self.accounts),
+            "span_hours": round((self.last_at - self.first_at).total_seconds() / 3600, 2)
+            if self.first_at and self.last_at
+            else 0.0,
+            "distinct_domains": len(self.domains),
+            "distinct_targets": len(self.targets),
+            "distinct_identities": len(self.identities),
+            "posts": posts,
+            "duplicate_groups": len(dup_groups),
+            "largest_duplicate_group": max((g.n for g in self.content), default=0),
+            "duplicate_post_share": round(sum(g.n for g in dup_groups) / posts, 3)
+            if posts
+            else 0.0,
+            "duplicate_group_max_domains": max((len(g.domains) for g in dup_groups), default=0),
+            "duplicate_group_max_accounts": max((len(g.accounts) for g in dup_groups), default=0),
+            "signups": signups,
+            "signup_identities": len([i for i in self.identities if i.startswith("[EMAIL:")]),
+            "logins": logins,
+            "login_failures": login_fail,
+            "login_failure_rate": round(login_fail / logins, 3) if logins else 0.0,
+            "purchases": count("purchase"),
+            "purchased_quantity": self.purchased_quantity,
+            "reviews": count("review"),
+            "review_mean_rating": round(
+                sum(int(r) * c for r, c in self.ratings.items()) / n_ratings, 2
+            )
+            if n_ratings
+            else None,
+            "likes_follows_upvotes": count("like") + count("follow") + count("upvote"),
+            "errors": self.errors.n,
+            "refusals": self.refusals.n,
+            "risk_cues": sum(e.n for e in self.risk_cues.values()),
+            **timing(self.starts),
+        }
+
+
+def timing(starts: list[int]) -> dict[str, Any]:
+    """Bursts, regularity and night share of interaction start times (UTC).
+
+    Night is 00:00-06:00 UTC: the account's own time zone is rarely known, so this is a weak
+    signal and is named for what it measures.
+    """
+    if not starts:
+        return {"max_in_10min": 0, "interarrival_cv": None, "night_share_utc": 0.0}
+    best, lo = 0, 0
+    for hi, t in enumerate(starts):
+        while t - starts[lo] > 600:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    cv = None
+    if len(gaps) >= 3:
+        mean = statistics.fmean(gaps)
+        cv = round(statistics.pstdev(gaps) / mean, 3) if mean > 0 else 0.0
+    night = sum(1 for t in starts if (t % 86400) < 6 * 3600)
+    return {
+        "max_in_10min": best,
+        "interarrival_cv": cv,
+        "night_share_utc": round(night / len(starts), 3),
+    }
+
+
+class CampaignLink(BaseModel):
+    """Why accounts were put together: one piece of shared evidence."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["content", "target", "identity", "timing"]
+    key: str = Field(description="the shared text (redacted), target, pseudonym or time bucket")
+    accounts: list[str]
+    ids: list[str] = Field(default_factory=list)
+
+
+class Aggregate(BaseModel):
+    """A finished rollup: one account-window, account-period or campaign."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    aggregate_id: str
+    kind: AggregateKind
+    subject: str = Field(description="account id, or campaign id")
+    window: str
+    window_start: datetime
+    window_end: datetime
+    accounts: list[str]
+    input_hash: str
+    levels: int = Field(description="how many levels of summarization it took")
+    backend: str
+    model: str
+    prompt_version: str
+    text: str
+    facets: RollupFacets
+    signals: dict[str, Any]
+    links: list[CampaignLink] = Field(default_factory=list)
+    tokens_in: int = 0
+    tokens_out: int = 0
