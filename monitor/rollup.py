@@ -98,11 +98,12 @@ async def run_rollup(
     )
     params = {"options": opts.model_dump(), "key": key.__dict__}
     params_hash = digest(orjson.dumps(params, option=orjson.OPT_SORT_KEYS).decode())
-    row = store.con.execute(
+    rows = store.con.execute(
         "SELECT run_id FROM rollup_runs WHERE params_hash = ? AND status = 'running'"
         " ORDER BY started_at DESC LIMIT 1",
         [params_hash],
-    ).fetchone()
+    ).fetchall()  # fetchall, not fetchone: a half-read result blocks the connection
+    row = rows[0] if rows else None
     resumed = row is not None
     run_id = row[0] if row else f"rollup-{uuid.uuid4().hex[:12]}"
     if not resumed:
@@ -124,7 +125,13 @@ async def run_rollup(
     )
     ctx = RollupContext(rs, summarizer, settings, on_progress)
     path = str(checkpoints or checkpoint_path(store))
-    config: Any = {"configurable": {"thread_id": run_id}, "recursion_limit": 100_000}
+    # max_concurrency bounds the Send tasks in flight, so shards finish (and are checkpointed)
+    # one after another instead of all at the end of a superstep.
+    config: Any = {
+        "configurable": {"thread_id": run_id},
+        "recursion_limit": 100_000,
+        "max_concurrency": opts.concurrency,
+    }
     async with AsyncSqliteSaver.from_conn_string(path) as saver:
         graph = build(ctx).compile(checkpointer=saver)
         snapshot = await graph.aget_state(config)

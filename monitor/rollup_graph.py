@@ -387,6 +387,7 @@ def build(ctx: RollupContext) -> StateGraph:
 
         rows = await asyncio.gather(*(one(u) for u in units))
         rs.write_partials(rows)
+        await asyncio.sleep(0)  # let the checkpointer record finished shards as they finish
         members = sum(len(u["members"]) for u in units)
         ctx.on_progress("reduce", len(units), members)
         return {
