@@ -35,9 +35,13 @@ class Evidence(BaseModel):
         if other.ids:
             self.ids = sorted(set(self.ids) | set(other.ids))[:CITE_MAX]
 
+    def copy_(self) -> Evidence:
+        # model_construct: merging copies evidence thousands of times; the data is validated.
+        return Evidence.model_construct(n=self.n, ids=list(self.ids))
+
 
 def _ev(iid: str, n: int = 1) -> Evidence:
-    return Evidence(n=n, ids=[iid])
+    return Evidence.model_construct(n=n, ids=[iid])
 
 
 def _merge_map(into: dict[str, Evidence], other: dict[str, Evidence]) -> None:
@@ -45,7 +49,7 @@ def _merge_map(into: dict[str, Evidence], other: dict[str, Evidence]) -> None:
         if key in into:
             into[key].add(ev)
         else:
-            into[key] = ev.model_copy(deep=True)
+            into[key] = ev.copy_()
 
 
 class ContentGroup(BaseModel):
@@ -62,15 +66,27 @@ class ContentGroup(BaseModel):
     ids: list[str] = Field(default_factory=list)
 
 
+def _copy_group(g: ContentGroup) -> ContentGroup:
+    return ContentGroup.model_construct(
+        text=g.text,
+        rep_id=g.rep_id,
+        minhash=g.minhash,  # never mutated, shared safely
+        n=g.n,
+        domains=dict(g.domains),
+        accounts=dict(g.accounts),
+        ids=list(g.ids),
+    )
+
+
 def merge_groups(groups: list[ContentGroup]) -> list[ContentGroup]:
     """Re-cluster groups from several chunks by their representatives' signatures."""
     if len(groups) < 2:
-        return [g.model_copy(deep=True) for g in groups]
+        return [_copy_group(g) for g in groups]
     clusters = cluster([g.minhash for g in groups])
     out = []
     for idx in clusters:
         members = sorted((groups[i] for i in idx), key=lambda g: g.rep_id)
-        head = members[0].model_copy(deep=True)
+        head = _copy_group(members[0])
         for g in members[1:]:
             head.n += g.n
             for d, c in g.domains.items():
@@ -121,14 +137,13 @@ class RollupFacets(BaseModel):
         if facets is None:
             out.unsummarized = 1
             return out
-        ev = _ev(interaction_id)
         out.actions = dict(facets.actions)
-        out.domains = {d: ev.model_copy() for d in facets.domains}
-        out.targets = {t: ev.model_copy() for t in facets.targets}
-        out.identities = {i: ev.model_copy() for i in facets.identities}
+        out.domains = {d: _ev(interaction_id) for d in facets.domains}
+        out.targets = {t: _ev(interaction_id) for t in facets.targets}
+        out.identities = {i: _ev(interaction_id) for i in facets.identities}
         for tx in facets.transactions:
             key = f"{tx.kind}:{tx.outcome}"
-            out.transactions.setdefault(key, Evidence(ids=[interaction_id])).n += 1
+            out.transactions.setdefault(key, _ev(interaction_id, 0)).n += 1
             if tx.kind == "purchase" and tx.outcome != "failure":
                 out.purchased_quantity += tx.quantity or 1
             if tx.kind == "review" and tx.rating is not None:
@@ -151,7 +166,7 @@ class RollupFacets(BaseModel):
             out.errors = _ev(interaction_id, facets.errors)
         if facets.refusals:
             out.refusals = _ev(interaction_id, facets.refusals)
-        out.risk_cues = {c: ev.model_copy() for c in facets.risk_cues}
+        out.risk_cues = {c: _ev(interaction_id) for c in facets.risk_cues}
         return out
 
     @classmethod

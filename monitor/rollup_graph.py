@@ -347,10 +347,14 @@ def build(ctx: RollupContext) -> StateGraph:
     async def reduce(shard: ShardInput) -> dict[str, Any]:
         units = shard["units"]
         model_failures = 0
+        loaded: dict[str, Any] = {}
+        for kind in {u["member_kind"] for u in units}:
+            refs = [m for u in units if u["member_kind"] == kind for m in u["members"]]
+            loaded.update(rs.load_members(kind, refs))
 
         async def one(u: dict[str, Any]) -> dict[str, Any]:
             nonlocal model_failures
-            members = rs.load_members(u["member_kind"], u["members"])
+            members = [loaded[m] for m in u["members"] if m in loaded]
             facets = RollupFacets.merge([m.facets for m in members])
             request = RollupRequest(
                 kind=u["kind"],

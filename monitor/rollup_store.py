@@ -128,8 +128,12 @@ class RollupStore:
 
     # -- members ------------------------------------------------------------------------
 
-    def load_members(self, member_kind: str, refs: Sequence[str]) -> list[Member]:
-        """Members in the order of `refs`, with their texts and facets."""
+    def load_members(self, member_kind: str, refs: Sequence[str]) -> dict[str, Member]:
+        """Members by ref, with their texts and facets; one query for a whole shard.
+
+        One query per shard, not per window: each query scans the tables once, so per-window
+        queries would make the rollup quadratic in the corpus.
+        """
         if member_kind == "interaction":
             return self._load_interactions(refs)
         table = "aggregates" if member_kind == "aggregate" else "rollup_partials"
@@ -145,9 +149,9 @@ class RollupStore:
         missing = [r for r in refs if r not in by]
         if missing:
             raise LookupError(f"{len(missing)} {member_kind} member(s) missing, e.g. {missing[0]}")
-        return [by[r] for r in refs]
+        return by
 
-    def _load_interactions(self, refs: Sequence[str]) -> list[Member]:
+    def _load_interactions(self, refs: Sequence[str]) -> dict[str, Member]:
         k = self.key
         self.con.register("_tw_ids", _table({"interaction_id": refs}))
         try:
@@ -168,7 +172,7 @@ class RollupStore:
                 text or "(no summary: summarizing this interaction failed)",
                 RollupFacets.from_summary(iid, account, started, parsed),
             )
-        return [by[r] for r in refs if r in by]
+        return by
 
     # -- writes -------------------------------------------------------------------------
 
