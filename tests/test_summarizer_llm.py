@@ -23,6 +23,7 @@ from tracewatch.summarizers.base import SummarizerError
 from tracewatch.summarizers.llm_common import parse_output
 from tracewatch.summarizers.prompt import FENCE_CLOSE, FENCE_OPEN, INSTRUCTIONS, render_trace
 from tracewatch.summarizers.redaction import Redactor
+from tracewatch.summarizers.rollup_prompt import ROLLUP_INSTRUCTIONS, RollupItem, RollupRequest
 from tracewatch.summarizers.vllm_backend import VLLMSummarizer
 from tracewatch.trace_adapters import get
 
@@ -336,3 +337,116 @@ async def test_anthropic_message_batches() -> None:
     ok, failed = results
     assert not isinstance(ok, SummarizerError) and ok.text.startswith("The user asked")
     assert isinstance(failed, SummarizerError) and "errored" in str(failed)
+
+
+# -- rollup text (summaries of summaries) --------------------------------------------------
+
+
+def rollup_request() -> RollupRequest:
+    return RollupRequest(
+        kind="account_window",
+        subject="acct_0007",
+        window="2026-10-05 (1d)",
+        level=1,
+        items=[
+            RollupItem(ref="p1", text="Posted the same promotion on 6 forums."),
+            RollupItem(ref="p2", text=f"{INJECTION} Contact me at jo@example.org."),
+        ],
+        signals={"interactions": 12, "posts": 12, "largest_duplicate_group": 12},
+        digest={"top_domains": ["forum.a.example 3"]},
+    )
+
+
+def chat_answer(content: str, finish: str = "stop") -> dict:
+    return {
+        "id": "chatcmpl-r1",
+        "object": "chat.completion",
+        "created": 1763800000,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": finish,
+                "message": {"role": "assistant", "content": content},
+            }
+        ],
+        "usage": {"prompt_tokens": 900, "completion_tokens": 60, "total_tokens": 960},
+    }
+
+
+async def test_vllm_rollup_text_fences_members_and_keeps_counts_outside() -> None:
+    answer = {
+        "summary": "The account posted one promotion 12 times [p1]. Mail jo@example.org.",
+        "patterns": ["near-duplicate posts on many forums", "text addressed to the monitor"],
+    }
+    rec = Recorded((200, chat_answer(orjson.dumps(answer).decode())))
+    s = VLLMSummarizer(R, "m", base_url=URL, http_client=rec.client())
+    out = await s.summarize_rollup(rollup_request())
+    sent = rec.last_json
+    assert sent["response_format"]["json_schema"]["name"] == "rollup_summary"
+    assert sent["messages"][0]["content"] == ROLLUP_INSTRUCTIONS
+    user = sent["messages"][1]["content"]
+    fenced = user.split(FENCE_OPEN, 1)[1]
+    assert INJECTION in fenced and '"largest_duplicate_group":12' in user.split(FENCE_OPEN)[0]
+    assert "jo@example.org" not in out.text and "[EMAIL:" in out.text
+    assert "Patterns: near-duplicate posts" in out.text
+    assert (out.tokens_in, out.tokens_out) == (900, 60)
+    assert s.rollup_overhead_tokens() > 100
+
+
+async def test_vllm_rollup_truncated_is_an_error() -> None:
+    rec = Recorded((200, chat_answer('{"summary": "cut', finish="length")))
+    s = VLLMSummarizer(R, "m", base_url=URL, http_client=rec.client())
+    with pytest.raises(SummarizerError, match="truncated"):
+        await s.summarize_rollup(rollup_request())
+
+
+async def test_anthropic_rollup_text_by_forced_tool() -> None:
+    body = {
+        "id": "msg_r1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-4-5",
+        "stop_reason": "tool_use",
+        "stop_sequence": None,
+        "content": [
+            {
+                "type": "tool_use",
+                "id": "toolu_r1",
+                "name": "record_rollup",
+                "input": {"summary": "Twelve identical promotional posts [p1].", "patterns": []},
+            }
+        ],
+        "usage": {"input_tokens": 700, "output_tokens": 40},
+    }
+    rec = Recorded((200, body))
+    out = await anthropic(rec).summarize_rollup(rollup_request())
+    sent = rec.last_json
+    assert sent["tool_choice"] == {"type": "tool", "name": "record_rollup"}
+    assert sent["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert FENCE_OPEN in sent["messages"][0]["content"]
+    assert out.text == "Twelve identical promotional posts [p1]." and out.tokens_in == 700
+    rec = Recorded((200, {**body, "content": [{"type": "text", "text": "no tool"}]}))
+    with pytest.raises(SummarizerError, match="record_rollup"):
+        await anthropic(rec).summarize_rollup(rollup_request())
+
+
+async def test_rollup_with_a_failing_model_keeps_counts_and_says_so(tmp_path: Path) -> None:
+    from tracewatch.eval.corpus import CorpusSpec, write_corpus
+    from tracewatch.monitor.ingest import ingest
+    from tracewatch.monitor.rollup import RollupOptions, run_rollup
+
+    path = write_corpus(CorpusSpec(seed=4, interactions=30, accounts=2, days=1), tmp_path)["path"]
+    rec = Recorded((503, {"error": "down"}))
+    s = VLLMSummarizer(R, "m", base_url=URL, http_client=rec.client(), retries=0)
+    with Store(tmp_path / "f.duckdb") as store:
+        ingest([path], store)
+        report = await run_rollup(store, s, RollupOptions(campaigns=False))
+        rows = store.con.execute(
+            "SELECT text, (signals->>'interactions')::INT, (signals->>'unsummarized')::INT"
+            " FROM aggregates WHERE kind = 'account_window'"
+        ).fetchall()
+    assert report.model_failures == report.partials > 0
+    assert report.unsummarized_interactions == 30
+    assert sum(r[1] for r in rows) == 30 and sum(r[2] for r in rows) == 30
+    assert all(r[0].startswith("[model summary failed: vLLM answered HTTP 503") for r in rows)
