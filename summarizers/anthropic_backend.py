@@ -86,20 +86,24 @@ class AnthropicSummarizer(Summarizer):
             ],
         }
 
-    def _from_message(self, inter: Interaction, message: Any) -> Summary:
+    def _tool_input(self, message: Any, tool: str) -> dict[str, Any] | None:
+        """The forced tool call's input; a cut-off or tool-less answer is a failure."""
         if getattr(message, "stop_reason", None) == "max_tokens":
             raise SummarizerError(f"truncated: the answer hit max_tokens={self.max_tokens}")
         block = next(
             (
                 b
                 for b in message.content
-                if getattr(b, "type", None) == "tool_use" and b.name == TOOL_NAME
+                if getattr(b, "type", None) == "tool_use" and b.name == tool
             ),
             None,
         )
         if block is None:
-            raise SummarizerError("invalid output: the model did not call record_summary")
-        out = parse_output(block.input if isinstance(block.input, dict) else None)
+            raise SummarizerError(f"invalid output: the model did not call {tool}")
+        return block.input if isinstance(block.input, dict) else None
+
+    def _from_message(self, inter: Interaction, message: Any) -> Summary:
+        out = parse_output(self._tool_input(message, TOOL_NAME))
         usage = message.usage
         tokens_in = (usage.input_tokens or 0) + (getattr(usage, "cache_read_input_tokens", 0) or 0)
         return compose(
@@ -134,21 +138,7 @@ class AnthropicSummarizer(Summarizer):
             "messages": [{"role": "user", "content": rollup_user_message(request)}],
         }
         message = await self._create(params)
-        if getattr(message, "stop_reason", None) == "max_tokens":
-            raise SummarizerError(f"truncated: the answer hit max_tokens={self.max_tokens}")
-        block = next(
-            (
-                b
-                for b in message.content
-                if getattr(b, "type", None) == "tool_use" and b.name == ROLLUP_TOOL
-            ),
-            None,
-        )
-        if block is None:
-            raise SummarizerError(f"invalid output: the model did not call {ROLLUP_TOOL}")
-        return rollup_text(
-            self.redactor, block.input if isinstance(block.input, dict) else None, message.usage
-        )
+        return rollup_text(self.redactor, self._tool_input(message, ROLLUP_TOOL), message.usage)
 
     async def _create(self, params: dict[str, Any]) -> Any:
         anthropic = self._anthropic

@@ -271,7 +271,7 @@ def _finished_tasks(path: Path) -> int:
 
 @pytest.mark.slow
 def test_killed_rollup_resumes_to_the_same_aggregates(tmp_path: Path) -> None:
-    spec = CorpusSpec(seed=31, interactions=3000, accounts=40, spam_campaign_accounts=5)
+    spec = CorpusSpec(seed=31, interactions=1500, accounts=30, spam_campaign_accounts=5)
     corpus = write_corpus(spec, tmp_path / "corpus")["path"]
     db = tmp_path / "a.duckdb"
     tw("ingest", corpus, "--db", str(db), "--json")
