@@ -233,7 +233,3 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
 
 
 _ORDER = {"content": 0, "identity": 1, "target": 2, "timing": 3}
-
-
-def _pairs(accounts: list[str]) -> list[tuple[str, str]]:
-    return [(a, b) for i, a in enumerate(accounts) for b in accounts[i + 1 :]]

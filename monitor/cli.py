@@ -7,6 +7,7 @@ JSON document on stdout and nothing else, for scripts.
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -296,24 +297,10 @@ def summarize_cmd(
     import asyncio
 
     from tracewatch.monitor.summarize import summarize_store
-    from tracewatch.summarizers.base import SummarizerError
-    from tracewatch.summarizers.redaction import Redactor, load_key
-    from tracewatch.summarizers.registry import create
 
     store = _open(db)
     try:
-        try:
-            backend = create(
-                summarizer,
-                Redactor(load_key(store.path)),
-                {"model": model, "vllm_url": vllm_url},
-            )
-        except (ValueError, SummarizerError) as exc:
-            raise _fail(str(exc)) from None
-        try:
-            asyncio.run(backend.check())
-        except SummarizerError as exc:
-            raise _fail(str(exc)) from None
+        backend = _backend(store, summarizer, model, vllm_url)
         todo = store.count_unsummarized(backend.name, backend.model, backend.prompt_version)
         progress = Progress(
             TextColumn("[bold]summarize[/]"),
@@ -640,12 +627,13 @@ def run_cmd(
     store = _open(db)
     try:
         backend = _backend(store, summarizer, model, vllm_url)
-        with err.status("ingesting", spinner="dots") if not json and err.is_terminal else _null():
+        spin = not json and err.is_terminal
+        with err.status("ingesting", spinner="dots") if spin else nullcontext():
             try:
                 ing = ingest(paths, store, IngestOptions(format=format, account=default_account))
             except (PathError, DetectionError) as exc:
                 raise _fail(str(exc)) from None
-        with err.status("summarizing", spinner="dots") if not json and err.is_terminal else _null():
+        with err.status("summarizing", spinner="dots") if spin else nullcontext():
             summ = asyncio.run(summarize_store(store, backend, concurrency))
         report = _rollup(store, backend, opts, quiet=json)
         asyncio.run(backend.aclose())
@@ -669,14 +657,6 @@ def run_cmd(
     out.print(_rollup_table(report))
     if ing.quarantined:
         out.print("[dim]see the quarantined records with[/] tracewatch quarantine list")
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 @app.command("aggregates")

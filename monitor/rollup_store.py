@@ -211,7 +211,7 @@ class RollupStore:
         try:
             rows = self.con.execute(
                 "SELECT p.aggregate_id, p.level, p.text, p.facets,"
-                " sum(p.tokens_in) OVER w, sum(p.tokens_out) OVER w, count(*) OVER w"
+                " sum(p.tokens_in) OVER w, sum(p.tokens_out) OVER w"
                 " FROM rollup_partials p JOIN _tw_jobs j USING (aggregate_id, input_hash)"
                 " WINDOW w AS (PARTITION BY p.aggregate_id)"
                 " QUALIFY row_number() OVER (PARTITION BY p.aggregate_id ORDER BY p.level DESC)"
@@ -301,6 +301,9 @@ class RollupStore:
                         f"DELETE FROM {t} WHERE aggregate_id IN (SELECT aggregate_id FROM _tw_ids)"
                     )
                 self.con.execute("COMMIT")
+            except Exception:
+                self.con.execute("ROLLBACK")
+                raise
             finally:
                 self.con.unregister("_tw_ids")
         return len(stale)

@@ -83,12 +83,7 @@ class VLLMSummarizer(Summarizer):
 
     async def summarize(self, interaction: Interaction) -> Summary:
         resp = await self._complete(self.request(interaction))
-        choice = resp.choices[0] if resp.choices else None
-        if choice is None:
-            raise SummarizerError("invalid output: no choices in the answer")
-        if choice.finish_reason == "length":
-            raise SummarizerError(f"truncated: the answer hit max_tokens={self.max_tokens}")
-        out = parse_output(choice.message.content)
+        out = parse_output(self._content(resp))
         usage = resp.usage
         return compose(
             interaction,
@@ -118,12 +113,16 @@ class VLLMSummarizer(Summarizer):
             },
         }
         resp = await self._complete(body)
+        return rollup_text(self.redactor, self._content(resp), resp.usage)
+
+    def _content(self, resp: Any) -> str | None:
+        """The answer's text; a missing or cut-off answer is a failure, never parsed."""
         choice = resp.choices[0] if resp.choices else None
         if choice is None:
             raise SummarizerError("invalid output: no choices in the answer")
         if choice.finish_reason == "length":
             raise SummarizerError(f"truncated: the answer hit max_tokens={self.max_tokens}")
-        return rollup_text(self.redactor, choice.message.content, resp.usage)
+        return choice.message.content
 
     async def _complete(self, body: dict[str, Any]) -> Any:
         openai = self._openai
