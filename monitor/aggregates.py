@@ -10,6 +10,7 @@ computed once at the end from the merged facets; they feed the judges.
 from __future__ import annotations
 
 import itertools
+import re
 import statistics
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -17,6 +18,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tracewatch.monitor.near_duplicates import cluster
+from tracewatch.summarizers.facets import (
+    CUE_ABUSE,
+    CUE_ASKS_SECRETS,
+    CUE_CAPTCHA,
+    CUE_CLAIMS_OFFICIAL,
+    CUE_INJECTION,
+)
 from tracewatch.summarizers.models import Facets
 
 CITE_MAX = 8
@@ -121,6 +129,9 @@ class RollupFacets(BaseModel):
     errors: Evidence = Field(default_factory=Evidence)
     refusals: Evidence = Field(default_factory=Evidence)
     risk_cues: dict[str, Evidence] = Field(default_factory=dict)
+    personal_data: Evidence = Field(
+        default_factory=Evidence, description="personal data items read or written down"
+    )
 
     @classmethod
     def from_summary(
@@ -167,6 +178,8 @@ class RollupFacets(BaseModel):
         if facets.refusals:
             out.refusals = _ev(interaction_id, facets.refusals)
         out.risk_cues = {c: _ev(interaction_id) for c in facets.risk_cues}
+        if facets.personal_data:
+            out.personal_data = _ev(interaction_id, facets.personal_data)
         return out
 
     @classmethod
@@ -197,6 +210,7 @@ class RollupFacets(BaseModel):
             groups.extend(p.content)
             out.errors.add(p.errors)
             out.refusals.add(p.refusals)
+            out.personal_data.add(p.personal_data)
         out.starts = sorted(starts)
         out.content = merge_groups(groups)
         return out
@@ -218,6 +232,10 @@ class RollupFacets(BaseModel):
         login_fail = count("login", "failure")
         signups = count("signup")
         n_ratings = sum(self.ratings.values())
+        specific = {t: e.n for t, e in self.targets.items() if specific_target(t)}
+        all_domain_n = sum(e.n for e in self.domains.values())
+        nonprod_n = sum(e.n for d, e in self.domains.items() if nonproduction_host(d))
+        post_domains = {d for g in self.content for d in g.domains}
         return {
             "interactions": self.n_interactions,
             "unsummarized": self.unsummarized,
@@ -253,8 +271,70 @@ class RollupFacets(BaseModel):
             "errors": self.errors.n,
             "refusals": self.refusals.n,
             "risk_cues": sum(e.n for e in self.risk_cues.values()),
+            **{key: self.risk_cues[c].n if c in self.risk_cues else 0 for c, key in CUES.items()},
+            "account_identities": len(
+                [i for i in self.identities if i.startswith(("[EMAIL:", "[USER:"))]
+            ),
+            "max_target_repeat": max(specific.values(), default=0),
+            "profile_pages": sum(1 for t in self.targets if profile_page(t)),
+            "personal_data_items": self.personal_data.n,
+            "post_domains": len(post_domains),
+            "review_extreme_share": round(
+                (self.ratings.get("5", 0) + self.ratings.get("1", 0)) / n_ratings, 3
+            )
+            if n_ratings
+            else 0.0,
+            "nonproduction_share": round(nonprod_n / all_domain_n, 3) if all_domain_n else 0.0,
             **timing(self.starts),
         }
+
+
+# The embedded extractor's fixed cue sentences, as signal names the rubrics can threshold.
+CUES = {
+    CUE_INJECTION: "cue_injected_instructions",
+    CUE_CAPTCHA: "cue_captcha",
+    CUE_ASKS_SECRETS: "cue_asks_for_secrets",
+    CUE_CLAIMS_OFFICIAL: "cue_speaks_for_staff",
+    CUE_ABUSE: "cue_abuse",
+}
+_PROFILE = re.compile(
+    r"^[^/]+/(@[\w.-]+|(u|user|users|profile|profiles|people|person|members?|in|staff|team|"
+    r"directory|contacts?)/[^/]+)",
+    re.I,
+)
+_NONPROD_HOST = re.compile(
+    r"^(localhost|127\.\d+\.\d+\.\d+|10\.\d+\.\d+\.\d+|192\.168\.\d+\.\d+|"
+    r"(staging|stage|dev|qa|test|sandbox|preview|uat)[.-].+|.+\.(local|internal|test|localhost))"
+    r"(:\d+)?$",
+    re.I,
+)
+
+
+def specific_target(target: str) -> bool:
+    """A page that names a thing (a thread, product, profile), not a site's function page.
+
+    Everyone visits /login, /search or /checkout; only pages that identify something
+    (two or more path segments, or a slug with digits or separators) say two accounts went
+    after the same target.
+    """
+    path = target.split("/", 1)[1] if "/" in target else ""
+    segments = [p for p in path.split("/") if p]
+    if len(segments) >= 2:
+        return True
+    return bool(segments) and any(c.isdigit() or c in "-_." for c in segments[0])
+
+
+def profile_page(target: str) -> bool:
+    """A page about one person (/u/name, /@name, /people/name): what harvesting walks through."""
+    return bool(_PROFILE.match(target))
+
+
+def nonproduction_host(domain: str) -> bool:
+    """Hosts that by convention are one's own test systems (localhost, staging., *.test).
+
+    Sign-ups and logins there are what QA does; the look-alike the account rubrics weigh.
+    """
+    return bool(_NONPROD_HOST.match(domain))
 
 
 def timing(starts: list[int]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from tracewatch.monitor.aggregates import Aggregate, RollupFacets
+from tracewatch.monitor.aggregates import Aggregate, RollupFacets, specific_target
 from tracewatch.monitor.store import Store
 from tracewatch.monitor.windows import origin_for
 from tracewatch.summarizers.models import Facets
@@ -322,20 +322,6 @@ class RollupStore:
             self.con.unregister("_tw_rows")
 
 
-def _specific(target: str) -> bool:
-    """A page that names a thing (a thread, product, profile), not a site's function page.
-
-    Everyone visits /login, /search or /checkout; only pages that identify something
-    (two or more path segments, or a slug with digits or separators) say two accounts went
-    after the same target.
-    """
-    path = target.split("/", 1)[1] if "/" in target else ""
-    segments = [p for p in path.split("/") if p]
-    if len(segments) >= 2:
-        return True
-    return bool(segments) and any(c.isdigit() or c in "-_." for c in segments[0])
-
-
 def _features(aggs: Sequence[Aggregate]) -> pa.Table:
     """What campaign detection joins on, one row per (window, evidence key)."""
     from tracewatch.monitor.near_duplicates import band_keys
@@ -357,7 +343,7 @@ def _features(aggs: Sequence[Aggregate]) -> pa.Table:
     for agg in aggs:
         f = agg.facets
         for t, ev in f.targets.items():
-            if _specific(t):
+            if specific_target(t):
                 add(agg, "target", t, ev.n, ev.ids)
         for i, ev in f.identities.items():
             add(agg, "identity", i, ev.n, ev.ids)

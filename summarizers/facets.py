@@ -64,9 +64,45 @@ _INJECTION = re.compile(
     r"do not (flag|report)|report this as)\b",
     re.I,
 )
+# Cues in text the agent itself published or sent. A cue is never a verdict: support staff
+# sign as "the support team" and friends trade insults; the per-interaction rubrics weigh the
+# cue with where it went and how often.
+_ASKS_SECRETS = re.compile(
+    r"\b(verify|confirm|update|re-?enter|validate|unlock|restore)\b.{0,60}\b(account|password|"
+    r"login|credentials|identity|card|payment|bank)\b",
+    re.I | re.S,
+)
+_URGENCY = re.compile(
+    r"\b(suspend(ed)?|lock(ed)?|clos(e|ed)|terminat(e|ed)|restrict(ed)?|within \d+ ?hours|"
+    r"immediately|unusual (sign-?in|activity)|final notice)\b",
+    re.I,
+)
+_LINK = re.compile(r"(https?://|www\.|\b[\w-]+\.(example|com|net|org|io|co)(/|\b))", re.I)
+_CLAIMS_OFFICIAL = re.compile(
+    r"\b(on behalf of|this is|we are|from|sincerely,?|regards,?)\s+(the\s+)?[A-Z][\w&.-]*"
+    r"(\s+[A-Z][\w&.-]*)?\s+(security|fraud|support|billing|compliance|account|IT|HR|payroll)"
+    r"\s+(team|department|desk|office)\b",
+    re.I,
+)
+_ABUSE = re.compile(
+    r"\b(you('re| are)\s+(a |an |such a )?(pathetic|worthless|disgusting|idiot|loser|moron|"
+    r"joke|failure|waste)|kill yourself|kys|i know where you live|you('ll| will) (regret|pay)|"
+    r"nobody (wants|likes) you|watch your back|shut (up|your mouth))\b",
+    re.I,
+)
+CUE_INJECTION = "instructions embedded in tool output or page content"
+CUE_CAPTCHA = "captcha encountered"
+CUE_ASKS_SECRETS = "published text asks the reader to verify account or payment details"
+CUE_CLAIMS_OFFICIAL = "published text speaks for an organisation's security/support staff"
+CUE_ABUSE = "published text insults or threatens its reader"
+_PII = re.compile(r"\[(EMAIL|PHONE|ADDRESS):[0-9a-f]{10}\]")
 _QTY = re.compile(r"\b(\d{1,4})\s*(x|×|units?|pcs|pieces|items)\b", re.I)
 _RATING = re.compile(r"\b([1-5](?:\.\d)?)\s*(?:/\s*5|stars?|out of 5)\b", re.I)
 _PROSE_WORDS = 5
+
+
+def _pii(text: str | None) -> set[str]:
+    return {m.group(0) for m in _PII.finditer(text)} if text else set()
 
 
 def _page(url: str) -> str | None:
@@ -100,6 +136,7 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
     pages: dict[str, None] = {}
     identities: dict[str, None] = {}
     posted: list[PostedContent] = []
+    personal: set[str] = set()
     kinds_seen: dict[str, str | None] = {}
     last_identity_step = -10
     credential_typed = False
@@ -192,10 +229,10 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
             if s.result
             else (s.text if s.actor in (Actor.tool, Actor.environment) else None)
         )
-        if untrusted and _INJECTION.search(untrusted):
-            cue = "instructions embedded in tool output or page content"
-            if cue not in facets.risk_cues:
-                facets.risk_cues.append(cue)
+        if untrusted and _INJECTION.search(untrusted) and CUE_INJECTION not in facets.risk_cues:
+            facets.risk_cues.append(CUE_INJECTION)
+        if untrusted and s.actor in (Actor.tool, Actor.environment):
+            personal.update(_pii(redactor.redact(untrusted[:4000])))
 
     report = _final_report(steps)
     outcome_failed = (
@@ -231,7 +268,23 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
             tx.rating = float(r.group(1)) if r else None
         facets.transactions.append(tx)
     if "captcha" in report.lower() or any("captcha" in (s.result or "").lower() for s in steps):
-        facets.risk_cues.append("captcha encountered")
+        facets.risk_cues.append(CUE_CAPTCHA)
+    for p in posted:
+        for cue, hit in (
+            (
+                CUE_ASKS_SECRETS,
+                bool(_ASKS_SECRETS.search(p.text))
+                and (bool(_URGENCY.search(p.text)) or bool(_LINK.search(p.text))),
+            ),
+            (CUE_CLAIMS_OFFICIAL, bool(_CLAIMS_OFFICIAL.search(p.text))),
+            (CUE_ABUSE, bool(_ABUSE.search(p.text))),
+        ):
+            if hit and cue not in facets.risk_cues:
+                facets.risk_cues.append(cue)
+    # Personal data the agent read or wrote down that is not an identity it used itself.
+    for text in [report, *(p.text for p in posted)]:
+        personal.update(_pii(redactor.redact(text)))
+    facets.personal_data = len(personal - set(identities))
     facets.actions = dict(actions.most_common())
     facets.domains = list(domains)
     facets.targets = list(pages)[:50]

@@ -70,6 +70,9 @@ class Facets(BaseModel):
     errors: int = 0
     error_messages: list[str] = Field(default_factory=list)
     risk_cues: list[str] = Field(default_factory=list)
+    personal_data: int = Field(
+        0, description="distinct emails, phones and addresses read or written, not used as login"
+    )
     n_steps: int = 0
     duration_s: float | None = None
 
