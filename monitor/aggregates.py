@@ -254,6 +254,7 @@ class RollupFacets(BaseModel):
             else 0.0,
             "duplicate_group_max_domains": max((len(g.domains) for g in dup_groups), default=0),
             "duplicate_group_max_accounts": max((len(g.accounts) for g in dup_groups), default=0),
+            "duplicate_domains": len({d for g in dup_groups for d in g.domains}),
             "signups": signups,
             "signup_identities": len([i for i in self.identities if i.startswith("[EMAIL:")]),
             "logins": logins,
@@ -262,6 +263,7 @@ class RollupFacets(BaseModel):
             "purchases": count("purchase"),
             "purchased_quantity": self.purchased_quantity,
             "reviews": count("review"),
+            "unpurchased_reviews": max(0, count("review") - count("purchase")),
             "review_mean_rating": round(
                 sum(int(r) * c for r, c in self.ratings.items()) / n_ratings, 2
             )

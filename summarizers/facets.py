@@ -80,7 +80,7 @@ _URGENCY = re.compile(
 _LINK = re.compile(r"(https?://|www\.|\b[\w-]+\.(example|com|net|org|io|co)(/|\b))", re.I)
 _CLAIMS_OFFICIAL = re.compile(
     r"\b(on behalf of|this is|we are|from|sincerely,?|regards,?)\s+(the\s+)?[A-Z][\w&.-]*"
-    r"(\s+[A-Z][\w&.-]*)?\s+(security|fraud|support|billing|compliance|account|IT|HR|payroll)"
+    r"(\s+[A-Z][\w&.-]*){0,2}\s+(security|fraud|support|billing|compliance|account|IT|HR|payroll)"
     r"\s+(team|department|desk|office)\b",
     re.I,
 )

@@ -1,0 +1,518 @@
+"""The enforcement queue: one case per (subject, rubric, window), worked by human reviewers.
+
+Why it is shaped this way:
+- Re-running the pipeline must never hand reviewers the same thing twice. A case is keyed by
+  subject type, subject, rubric and window; a later verdict for the same key updates the open
+  case and records why (score moved, new evidence). A campaign whose membership changed gets a
+  new campaign id, so it is matched to an open case of the same rubric that shares most of its
+  accounts and an overlapping window, and that case is updated instead.
+- Every change is an event in `case_events`, an append-only table: who, when, from which state
+  to which, and the note. Nothing updates or deletes an event.
+- Transitions are checked before anything is written, inside one transaction: an invalid one
+  raises QueueError with what to do instead and leaves the case exactly as it was.
+
+States: open -> in_review -> actioned | dismissed. `resolve --action none` closes a case as
+dismissed (reviewed, no action), the other actions as actioned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from tracewatch.monitor.store import Store
+from tracewatch.rubrics.models import SEVERITY_WEIGHT, Verdict
+
+Status = Literal["open", "in_review", "actioned", "dismissed"]
+Action = Literal["warn", "suspend", "terminate", "none"]
+STATUSES: tuple[str, ...] = ("open", "in_review", "actioned", "dismissed")
+ACTIONS: tuple[str, ...] = ("warn", "suspend", "terminate", "none")
+CLOSED = ("actioned", "dismissed")
+CAMPAIGN_OVERLAP = 0.5
+
+
+class QueueError(ValueError):
+    """A request the queue refuses; nothing was changed."""
+
+
+class Case(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    case_id: str
+    subject_type: Literal["account", "campaign"]
+    subject: str
+    accounts: list[str]
+    rubric: str
+    rubric_version: int
+    window: str
+    window_start: datetime
+    window_end: datetime
+    severity: str
+    score: float
+    confidence: float
+    priority: float
+    status: Status
+    verdict_id: str
+    aggregate_id: str
+    judge: str
+    model: str
+    threshold: float
+    rationale: str
+    evidence: list[str]
+    quotes: list[dict[str, Any]]
+    signals: dict[str, Any]
+    reviewer: str | None
+    action: str | None
+    note: str | None
+    opened_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+
+class CaseEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: int
+    case_id: str
+    at: datetime
+    actor: str
+    event: str
+    from_status: str | None
+    to_status: str | None
+    note: str | None
+    details: dict[str, Any] | None
+
+
+class UpsertReport(BaseModel):
+    opened: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    closed_with_new_evidence: int = 0
+
+
+def priority(v: Verdict) -> float:
+    """severity x score x reach; reach grows with the log of interactions and root of accounts.
+
+    A critical single phishing email outranks a medium-severity week of spam by one account,
+    while a campaign of twenty accounts outranks one account doing the same.
+    """
+    reach = math.log2(2 + v.reach) * math.sqrt(max(1, len(v.accounts)))
+    return round(SEVERITY_WEIGHT[v.severity] * v.score * reach, 3)
+
+
+def dedupe_key(v: Verdict) -> str:
+    subject_type = "campaign" if v.aggregate_kind == "campaign" else "account"
+    return "|".join(
+        (
+            subject_type,
+            v.subject,
+            v.rubric_id,
+            v.window,
+            v.window_start.isoformat(),
+            v.window_end.isoformat(),
+        )
+    )
+
+
+def _case_id(key: str) -> str:
+    return "C-" + hashlib.blake2b(key.encode(), digest_size=5).hexdigest()
+
+
+_COLUMNS = (
+    "case_id, subject_type, subject, accounts, rubric_id, rubric_version, window_size,"
+    " window_start, window_end, severity, score, confidence, priority, status, verdict_id,"
+    " aggregate_id, judge, model, threshold, rationale, evidence, quotes, signals, reviewer,"
+    " action, note, opened_at, updated_at, closed_at"
+)
+
+
+def _case(row: Sequence[Any]) -> Case:
+    names = [c.strip() for c in _COLUMNS.split(",")]
+    d = dict(zip(names, row, strict=True))
+    d["rubric"] = d.pop("rubric_id")
+    d["window"] = d.pop("window_size")
+    d["quotes"] = orjson.loads(d["quotes"])
+    d["signals"] = orjson.loads(d["signals"])
+    return Case.model_validate(d)
+
+
+class Queue:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.con = store.con
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def list(
+        self,
+        status: Sequence[str] = (),
+        rubric: Sequence[str] = (),
+        account: str | None = None,
+        limit: int | None = None,
+    ) -> list[Case]:
+        for s in status:
+            if s not in STATUSES:
+                raise QueueError(f"unknown status {s!r}; use one of {', '.join(STATUSES)}")
+        sql = f"SELECT {_COLUMNS} FROM cases WHERE true"
+        params: list[Any] = []
+        if status:
+            sql += " AND status IN (SELECT unnest(?))"
+            params.append(list(status))
+        if rubric:
+            sql += " AND rubric_id IN (SELECT unnest(?))"
+            params.append(list(rubric))
+        if account:
+            sql += " AND list_contains(accounts, ?)"
+            params.append(account)
+        sql += " ORDER BY priority DESC, case_id"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [_case(r) for r in self.con.execute(sql, params).fetchall()]
+
+    def get(self, case_id: str) -> Case:
+        row = self.con.execute(
+            f"SELECT {_COLUMNS} FROM cases WHERE case_id = ?", [case_id]
+        ).fetchone()
+        if row is None:
+            raise QueueError(f"no case {case_id!r}; see `tracewatch queue list` for case ids")
+        return _case(row)
+
+    def events(self, case_id: str | None = None) -> list[CaseEvent]:
+        sql = (
+            "SELECT event_id, case_id, at_time, actor, event, from_status, to_status, note, details"
+            " FROM case_events"
+        )
+        params: list[Any] = []
+        if case_id:
+            sql += " WHERE case_id = ?"
+            params.append(case_id)
+        out = []
+        for r in self.con.execute(sql + " ORDER BY event_id", params).fetchall():
+            d = dict(
+                zip(
+                    (
+                        "event_id",
+                        "case_id",
+                        "at",
+                        "actor",
+                        "event",
+                        "from_status",
+                        "to_status",
+                        "note",
+                        "details",
+                    ),
+                    r,
+                    strict=True,
+                )
+            )
+            d["details"] = orjson.loads(d["details"]) if d["details"] else None
+            out.append(CaseEvent.model_validate(d))
+        return out
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.con.execute("SELECT status, count(*) FROM cases GROUP BY 1").fetchall())
+
+    # -- writes from the judges -------------------------------------------------------------
+
+    def _event(
+        self,
+        case_id: str,
+        actor: str,
+        event: str,
+        from_status: str | None,
+        to_status: str | None,
+        note: str | None,
+        details: dict[str, Any] | None,
+        now: datetime,
+    ) -> None:
+        self.con.execute(
+            "INSERT INTO case_events (case_id, at_time, actor, event, from_status, to_status, note,"
+            " details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                case_id,
+                now,
+                actor,
+                event,
+                from_status,
+                to_status,
+                note,
+                orjson.dumps(details).decode() if details else None,
+            ],
+        )
+
+    def _match(self, v: Verdict, key: str) -> tuple[str, str, str, list[str], float, str] | None:
+        cols = "case_id, status, input_hash, evidence, score, dedupe_key, accounts"
+        row = self.con.execute(f"SELECT {cols} FROM cases WHERE dedupe_key = ?", [key]).fetchone()
+        if row is None and v.aggregate_kind == "campaign":
+            # The same campaign after its membership changed: most accounts in common, an
+            # overlapping window, the same rubric, still being worked.
+            best = None
+            for r in self.con.execute(
+                f"SELECT {cols} FROM cases WHERE subject_type = 'campaign' AND rubric_id = ?"
+                " AND status IN ('open', 'in_review') AND window_start < ? AND window_end > ?",
+                [v.rubric_id, v.window_end, v.window_start],
+            ).fetchall():
+                shared = len(set(r[6]) & set(v.accounts)) / max(1, min(len(r[6]), len(v.accounts)))
+                if shared >= CAMPAIGN_OVERLAP and (best is None or shared > best[0]):
+                    best = (shared, r)
+            row = best[1] if best else None
+        if row is None:
+            return None
+        return row[0], row[1], row[2], list(row[3]), row[4], row[6]
+
+    def upsert(self, verdicts: Sequence[Verdict], actor: str = "judge") -> UpsertReport:
+        """Open, update or annotate cases for these verdicts; unflagged ones only update."""
+        rep = UpsertReport()
+        now = datetime.now(UTC)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for v in verdicts:
+                key = dedupe_key(v)
+                found = self._match(v, key)
+                if found is None:
+                    if v.flagged:
+                        self._open(v, key, actor, now)
+                        rep.opened += 1
+                    continue
+                case_id, status, old_hash, old_evidence, old_score, old_accounts = found
+                if status in CLOSED:
+                    if old_hash != v.input_hash and v.flagged:
+                        self._event(
+                            case_id,
+                            actor,
+                            "new_evidence",
+                            status,
+                            status,
+                            "judged again after it was closed; the case stays closed",
+                            {"verdict_id": v.verdict_id, "score": v.score},
+                            now,
+                        )
+                        self.con.execute(
+                            "UPDATE cases SET input_hash = ?, updated_at = ? WHERE case_id = ?",
+                            [v.input_hash, now, case_id],
+                        )
+                        rep.closed_with_new_evidence += 1
+                    else:
+                        rep.unchanged += 1
+                    continue
+                why = _why(v, old_score, old_evidence, list(old_accounts))
+                if old_hash == v.input_hash and not why:
+                    rep.unchanged += 1
+                    continue
+                self._update(case_id, v, now)
+                self._event(
+                    case_id,
+                    actor,
+                    "updated",
+                    status,
+                    status,
+                    "; ".join(why) or "re-judged on changed input; same score and evidence",
+                    {"verdict_id": v.verdict_id, "score": [old_score, v.score]},
+                    now,
+                )
+                rep.updated += 1
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        return rep
+
+    def _open(self, v: Verdict, key: str, actor: str, now: datetime) -> None:
+        case_id = _case_id(key)
+        self.con.execute(
+            f"INSERT INTO cases ({_COLUMNS}, dedupe_key, input_hash) VALUES"
+            f" ({', '.join(['?'] * 31)})",
+            [
+                case_id,
+                "campaign" if v.aggregate_kind == "campaign" else "account",
+                v.subject,
+                v.accounts,
+                v.rubric_id,
+                v.rubric_version,
+                v.window,
+                v.window_start,
+                v.window_end,
+                v.severity,
+                v.score,
+                v.confidence,
+                priority(v),
+                "open",
+                v.verdict_id,
+                v.aggregate_id,
+                v.judge,
+                v.model,
+                v.threshold,
+                v.rationale,
+                v.evidence,
+                orjson.dumps([q.model_dump() for q in v.quotes]).decode(),
+                orjson.dumps(v.signals).decode(),
+                None,
+                None,
+                None,
+                now,
+                now,
+                None,
+                key,
+                v.input_hash,
+            ],
+        )
+        self._event(
+            case_id,
+            actor,
+            "opened",
+            None,
+            "open",
+            f"{v.rubric_id} scored {v.score:.2f} (threshold {v.threshold:.2f}) by {v.judge}",
+            {"verdict_id": v.verdict_id},
+            now,
+        )
+
+    def _update(self, case_id: str, v: Verdict, now: datetime) -> None:
+        self.con.execute(
+            "UPDATE cases SET accounts = ?, subject = ?, rubric_version = ?, window_start = ?,"
+            " window_end = ?, score = ?, confidence = ?, priority = ?, verdict_id = ?,"
+            " aggregate_id = ?, input_hash = ?, judge = ?, model = ?, threshold = ?,"
+            " rationale = ?, evidence = ?, quotes = ?, signals = ?, updated_at = ?"
+            " WHERE case_id = ?",
+            [
+                v.accounts,
+                v.subject,
+                v.rubric_version,
+                v.window_start,
+                v.window_end,
+                v.score,
+                v.confidence,
+                priority(v),
+                v.verdict_id,
+                v.aggregate_id,
+                v.input_hash,
+                v.judge,
+                v.model,
+                v.threshold,
+                v.rationale,
+                v.evidence,
+                orjson.dumps([q.model_dump() for q in v.quotes]).decode(),
+                orjson.dumps(v.signals).decode(),
+                now,
+                case_id,
+            ],
+        )
+
+    # -- reviewer transitions -----------------------------------------------------------------
+
+    def _transition(
+        self,
+        case_id: str,
+        allowed_from: tuple[str, ...],
+        to_status: str,
+        actor: str,
+        event: str,
+        note: str | None,
+        sets: dict[str, Any],
+        hint: str,
+    ) -> Case:
+        if not actor or not actor.strip():
+            raise QueueError("a reviewer name is required (--reviewer NAME)")
+        now = datetime.now(UTC)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            row = self.con.execute(
+                "SELECT status, reviewer FROM cases WHERE case_id = ?", [case_id]
+            ).fetchone()
+            if row is None:
+                raise QueueError(f"no case {case_id!r}; see `tracewatch queue list` for case ids")
+            status, reviewer = row
+            if status not in allowed_from:
+                who = f" by {reviewer}" if reviewer and status == "in_review" else ""
+                raise QueueError(
+                    f"case {case_id} is {status}{who}; {event} needs it to be "
+                    f"{' or '.join(allowed_from)}. {hint}".strip()
+                )
+            assignments = ", ".join(f"{k} = ?" for k in [*sets, "status", "updated_at"])
+            self.con.execute(
+                f"UPDATE cases SET {assignments} WHERE case_id = ?",
+                [*sets.values(), to_status, now, case_id],
+            )
+            self._event(case_id, actor, event, status, to_status, note, None, now)
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        return self.get(case_id)
+
+    def claim(self, case_id: str, reviewer: str, note: str | None = None) -> Case:
+        return self._transition(
+            case_id,
+            ("open",),
+            "in_review",
+            reviewer,
+            "claimed",
+            note,
+            {"reviewer": reviewer},
+            "Closed cases stay closed; a claimed one is already being worked.",
+        )
+
+    def resolve(self, case_id: str, action: str, note: str, reviewer: str | None = None) -> Case:
+        if action not in ACTIONS:
+            raise QueueError(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+        if not note or not note.strip():
+            raise QueueError("a note is required: say why (--note TEXT)")
+        actor = reviewer or self.get(case_id).reviewer or ""
+        to_status = "dismissed" if action == "none" else "actioned"
+        return self._transition(
+            case_id,
+            ("in_review",),
+            to_status,
+            actor,
+            "resolved",
+            note,
+            {"action": action, "note": note, "closed_at": datetime.now(UTC), "reviewer": actor},
+            f"Claim it first: tracewatch queue claim {case_id} --reviewer NAME.",
+        )
+
+    def dismiss(self, case_id: str, note: str, reviewer: str | None = None) -> Case:
+        if not note or not note.strip():
+            raise QueueError("a note is required: say why (--note TEXT)")
+        actor = reviewer or self.get(case_id).reviewer or ""
+        return self._transition(
+            case_id,
+            ("in_review",),
+            "dismissed",
+            actor,
+            "dismissed",
+            note,
+            {"action": "none", "note": note, "closed_at": datetime.now(UTC), "reviewer": actor},
+            f"Claim it first: tracewatch queue claim {case_id} --reviewer NAME.",
+        )
+
+    def export(self) -> list[dict[str, Any]]:
+        events: dict[str, list[dict[str, Any]]] = {}
+        for e in self.events():
+            events.setdefault(e.case_id, []).append(e.model_dump(mode="json", exclude={"case_id"}))
+        return [
+            {**c.model_dump(mode="json"), "events": events.get(c.case_id, [])} for c in self.list()
+        ]
+
+
+def _why(
+    v: Verdict, old_score: float, old_evidence: list[str], old_accounts: list[str]
+) -> list[str]:
+    why = []
+    if abs(v.score - old_score) >= 0.005:
+        why.append(f"score {old_score:.2f} -> {v.score:.2f}")
+    added = [i for i in v.evidence if i not in old_evidence]
+    if added:
+        why.append(f"{len(added)} new cited interaction(s): {', '.join(added[:3])}")
+    joined = sorted(set(v.accounts) - set(old_accounts))
+    left = sorted(set(old_accounts) - set(v.accounts))
+    if joined or left:
+        why.append(f"accounts +{len(joined)} -{len(left)}")
+    if not v.flagged:
+        why.append(f"now below the threshold ({v.score:.2f} < {v.threshold:.2f}); left for review")
+    return why

@@ -1,0 +1,176 @@
+"""The judge that needs no model: a rubric's signals, scored on an aggregate's facets.
+
+Score = (weighted mean of the scoring signals' satisfaction)
+        x (product of the required signals' satisfaction)
+        x (product over the look-alikes' signals of (1 - weight x satisfaction)).
+Each satisfaction is linear between the rubric's `start` and `full`, so the score is
+continuous (it ranks accounts, which calibration and ROC need) and every factor can be read
+back in the rationale. The look-alike factor is why volume alone never flags: a support agent's
+thousand identical replies on its own portal meets the look-alike and scores near zero.
+
+The judge reads only counts the rollup computed from redacted facets; text inside traces never
+reaches it, so no instruction planted in a trace can change its verdict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracewatch.monitor.aggregates import Aggregate, Evidence, profile_page, specific_target
+from tracewatch.rubrics.models import Quote, Rubric, SignalRule, Verdict
+from tracewatch.rubrics.verdicts import verdict_id
+
+CITE = 8
+
+
+def judge_signals(agg: Aggregate) -> dict[str, Any]:
+    """The aggregate's signals plus what only a campaign has: its links, personas per account."""
+    sig = agg.facets.signals()
+    kinds = [link.kind for link in agg.links]
+    for kind in ("content", "target", "identity", "timing"):
+        sig[f"link_{kind}"] = kinds.count(kind)
+    n_accounts = max(1, len(agg.accounts))
+    sig["identities_per_account"] = round(sig["account_identities"] / n_accounts, 3)
+    sig["duplicate_domains_per_account"] = round(sig["duplicate_domains"] / n_accounts, 3)
+    if agg.kind == "campaign":
+        # Per-account rubrics read `account_identities` as "identities behind one operator";
+        # five people with one login each are not one operator with five.
+        sig["campaign_identities"] = sig["account_identities"]
+        sig["account_identities"] = sig["identities_per_account"]
+    return sig
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def score(rubric: Rubric, sig: dict[str, Any]) -> tuple[float, list[str]]:
+    """The score and the reasons, one line per factor, in the rubric's own terms."""
+    scoring = [s for s in rubric.signals if not s.required]
+    total = sum(s.weight for s in scoring)
+    base = sum(s.weight * s.satisfaction(sig.get(s.signal)) for s in scoring) / total
+    reasons = []
+    gate = 1.0
+    for s in rubric.signals:
+        sat = s.satisfaction(sig.get(s.signal))
+        if s.required:
+            gate *= sat
+        reasons.append(_reason(s, sig.get(s.signal), sat, "required" if s.required else "signal"))
+    damp = 1.0
+    for look in rubric.benign_lookalikes:
+        for s in look.signals:
+            sat = s.satisfaction(sig.get(s.signal))
+            if sat > 0:
+                damp *= max(0.0, 1.0 - s.weight * sat)
+                reasons.append(
+                    f"looks like {look.name}: {s.signal}={_fmt(sig.get(s.signal))}"
+                    f" ({s.why or 'look-alike'}), score x{max(0.0, 1 - s.weight * sat):.2f}"
+                )
+    return round(min(1.0, max(0.0, base * gate * damp)), 4), reasons
+
+
+def _reason(s: SignalRule, value: Any, sat: float, role: str) -> str:
+    return (
+        f"{role} {s.signal}={_fmt(value)} ({s.why or 'signal'}; counts from {_fmt(s.start)},"
+        f" full at {_fmt(s.full)}): {sat:.2f}"
+    )
+
+
+def _ids_of(evs: list[Evidence]) -> list[str]:
+    out: list[str] = []
+    for ev in sorted(evs, key=lambda e: -e.n):
+        for i in ev.ids:
+            if i not in out:
+                out.append(i)
+    return out
+
+
+def evidence(agg: Aggregate, rubric: Rubric) -> tuple[list[str], list[Quote]]:
+    """Interaction ids (and short redacted quotes) from the places the rubric names."""
+    f = agg.facets
+    ids: list[str] = []
+    quotes: list[Quote] = []
+    for src in rubric.evidence_sources:
+        if src == "content":
+            for g in [g for g in f.content if g.n >= 2] or f.content[:1]:
+                ids += g.ids
+                quotes.append(Quote(interaction_id=g.rep_id, text=g.text[:200]))
+        elif src == "links":
+            for link in agg.links:
+                ids += link.ids
+                if link.kind == "content":
+                    quotes.append(Quote(interaction_id=link.ids[0], text=link.key[:200]))
+        elif src == "targets":
+            ids += _ids_of([e for t, e in f.targets.items() if specific_target(t) and e.n >= 2])
+        elif src == "profile_targets":
+            ids += _ids_of([e for t, e in f.targets.items() if profile_page(t)])
+        elif src == "identities":
+            ids += _ids_of(list(f.identities.values()))
+        elif src == "transactions":
+            ids += _ids_of(list(f.transactions.values()))
+        elif src == "risk_cues":
+            for cue, ev in f.risk_cues.items():
+                ids += ev.ids
+                if ev.ids:
+                    quotes.append(Quote(interaction_id=ev.ids[0], text=cue[:200]))
+        elif src == "personal_data":
+            ids += f.personal_data.ids
+    seen: list[str] = []
+    for i in ids:
+        if i not in seen:
+            seen.append(i)
+    return seen[:CITE], quotes[:3]
+
+
+class SignalJudge:
+    name = "signals"
+    model = "rules-v1"
+
+    async def ajudge(
+        self, agg: Aggregate, rubric: Rubric, threshold: float, threshold_source: str
+    ) -> Verdict:
+        return self.judge(agg, rubric, threshold, threshold_source)
+
+    def judge(
+        self, agg: Aggregate, rubric: Rubric, threshold: float, threshold_source: str
+    ) -> Verdict:
+        sig = judge_signals(agg)
+        value, reasons = score(rubric, sig)
+        flagged = value >= threshold
+        cited, quotes = evidence(agg, rubric) if value > 0 else ([], [])
+        known = sig["interactions"] - sig["unsummarized"]
+        coverage = known / sig["interactions"] if sig["interactions"] else 0.0
+        confidence = round(min(1.0, 0.5 + abs(value - threshold)) * coverage, 3)
+        used = {s.signal for s in rubric.signals} | {
+            s.signal for look in rubric.benign_lookalikes for s in look.signals
+        }
+        head = (
+            f"{'Flagged' if flagged else 'Not flagged'}: score {value:.2f} against threshold"
+            f" {threshold:.2f} ({threshold_source})."
+        )
+        return Verdict(
+            verdict_id=verdict_id(agg.aggregate_id, rubric.id, self.name),
+            aggregate_id=agg.aggregate_id,
+            aggregate_kind=agg.kind,
+            input_hash=agg.input_hash,
+            subject=agg.subject,
+            accounts=agg.accounts,
+            window=agg.window,
+            window_start=agg.window_start,
+            window_end=agg.window_end,
+            rubric_id=rubric.id,
+            rubric_version=rubric.version,
+            severity=rubric.severity,
+            judge=self.name,
+            model=self.model,
+            threshold=threshold,
+            threshold_source=threshold_source,  # type: ignore[arg-type]
+            score=value,
+            flagged=flagged,
+            confidence=confidence,
+            rationale=" ".join([head, *(r + "." for r in reasons)]),
+            evidence=cited,
+            quotes=quotes,
+            signals={k: sig.get(k) for k in sorted(used)},
+            reach=sig["interactions"],
+        )
