@@ -660,13 +660,15 @@ def _review_fraud(b: _Builder, rng: random.Random) -> None:
     b.label(aid, "review_manipulation", f"5-star reviews of {', '.join(items)} from many personas")
 
 
+def _post_url(rng: random.Random, site: str) -> str:
+    author = f"{rng.choice(FIRST).lower()}{rng.randrange(10, 99)}"
+    return f"https://{site}/{author}/p/{rng.randrange(10**5)}"
+
+
 def _engagement(b: _Builder, rng: random.Random) -> None:
     aid, who = b.new_account(rng)
     site = rng.choice(SOCIAL)
-    targets = [
-        f"https://{site}/{rng.choice(FIRST).lower()}{rng.randrange(10, 99)}/p/{rng.randrange(10**5)}"
-        for _ in range(rng.randrange(2, 5))
-    ]
+    targets = [_post_url(rng, site) for _ in range(rng.randrange(2, 5))]
     personas = [person(rng) for _ in range(rng.randrange(6, 14))]
     for _ in range(rng.randrange(25, 60)):
         target = rng.choice(targets)
@@ -804,7 +806,7 @@ def _social_manager(b: _Builder, rng: random.Random) -> None:
     aid, who = b.new_account(rng)
     site = rng.choice(SOCIAL)
     for _ in range(rng.randrange(25, 60)):
-        target = f"https://{site}/{rng.choice(FIRST).lower()}{rng.randrange(10, 99)}/p/{rng.randrange(10**5)}"
+        target = _post_url(rng, site)
         then = [Act("open", url=target), Act("scroll"), _click(rng, "Like")]
         e = errand_login_then(rng, site, who, then, f"Liked the post on {site}.", target)
         b.emit(rng, who, b.day_time(rng), e, "like")
@@ -898,7 +900,8 @@ def _price_research(b: _Builder, rng: random.Random) -> None:
                 _click(rng, "Next empty row"),
                 Act(
                     "type",
-                    text=f"{shop}, {item}, {rng.randrange(12, 240)}.{rng.randrange(10, 99)} USD, in stock",
+                    text=f"{shop}, {item}, {rng.randrange(12, 240)}.{rng.randrange(10, 99)} USD,"
+                    " in stock",
                 ),
             ],
             outcome=f"Logged the {item} price from {shop}.",
