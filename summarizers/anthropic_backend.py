@@ -14,7 +14,7 @@ from typing import Any
 
 from tracewatch.monitor.models import Interaction
 from tracewatch.summarizers.base import Summarizer, SummarizerError
-from tracewatch.summarizers.llm_common import compose, parse_output, rollup_text
+from tracewatch.summarizers.llm_common import compose, load_json, parse_output, rollup_text
 from tracewatch.summarizers.models import Summary
 from tracewatch.summarizers.prompt import INSTRUCTIONS, PROMPT_VERSION, output_schema, user_message
 from tracewatch.summarizers.redaction import Redactor
@@ -139,6 +139,22 @@ class AnthropicSummarizer(Summarizer):
         }
         message = await self._create(params)
         return rollup_text(self.redactor, self._tool_input(message, ROLLUP_TOOL), message.usage)
+
+    async def structured(
+        self, system: str, user: str, schema: dict[str, Any], name: str
+    ) -> tuple[dict[str, Any], int, int]:
+        params = {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "system": [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
+            "tools": [{"name": name, "description": "Record the answer.", "input_schema": schema}],
+            "tool_choice": {"type": "tool", "name": name},
+            "messages": [{"role": "user", "content": user}],
+        }
+        message = await self._create(params)
+        usage = message.usage
+        tokens_in = (usage.input_tokens or 0) + (getattr(usage, "cache_read_input_tokens", 0) or 0)
+        return load_json(self._tool_input(message, name)), tokens_in, usage.output_tokens or 0
 
     async def _create(self, params: dict[str, Any]) -> Any:
         anthropic = self._anthropic

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from tracewatch.monitor.models import Interaction
 from tracewatch.summarizers.models import Summary
@@ -67,6 +67,18 @@ class Summarizer(ABC):
         LLM backends override this with a model call over the fenced member summaries.
         """
         return RollupText(text=self.redactor.redact(template_text(request)) or "")
+
+    async def structured(
+        self, system: str, user: str, schema: dict[str, Any], name: str
+    ) -> tuple[dict[str, Any], int, int]:
+        """One answer as a JSON object matching `schema`, with tokens in and out.
+
+        What the model judge calls; backends without a model cannot answer.
+        """
+        raise SummarizerError(
+            f"the {self.name} backend has no model to judge with; use --judge signals, or "
+            "--summarizer vllm / anthropic with --judge llm"
+        )
 
     def rollup_overhead_tokens(self) -> int:
         """Tokens of the fixed rollup prompt; zero for a backend that sends no prompt."""

@@ -25,7 +25,7 @@ from tracewatch.summarizers.rollup_prompt import TEXT_LIMIT, LLMRollupOutput, Ro
 _FENCED_JSON = re.compile(r"```(?:json)?\s*(\{.*\})\s*```", re.S)
 
 
-def _load_json(raw: str | dict[str, Any] | None) -> dict[str, Any]:
+def load_json(raw: str | dict[str, Any] | None) -> dict[str, Any]:
     if raw is None:
         raise SummarizerError("invalid output: empty answer")
     data: Any = raw
@@ -48,7 +48,7 @@ def _load_json(raw: str | dict[str, Any] | None) -> dict[str, Any]:
 def parse_output(raw: str | dict[str, Any] | None) -> LLMSummaryOutput:
     """Validate a model answer; repair only what is unambiguous (code fences, prose around JSON)."""
     try:
-        return LLMSummaryOutput.model_validate(_load_json(raw))
+        return LLMSummaryOutput.model_validate(load_json(raw))
     except ValidationError as exc:
         raise SummarizerError(f"invalid output: {describe_validation_error(exc)}") from None
 
@@ -56,7 +56,7 @@ def parse_output(raw: str | dict[str, Any] | None) -> LLMSummaryOutput:
 def rollup_text(redactor: Redactor, raw: str | dict[str, Any] | None, usage: Any) -> RollupText:
     """A validated rollup answer as text: the summary, then the patterns the model listed."""
     try:
-        out = LLMRollupOutput.model_validate(_load_json(raw))
+        out = LLMRollupOutput.model_validate(load_json(raw))
     except ValidationError as exc:
         raise SummarizerError(f"invalid output: {describe_validation_error(exc)}") from None
     text = out.summary.strip()

@@ -14,7 +14,7 @@ from typing import Any
 
 from tracewatch.monitor.models import Interaction
 from tracewatch.summarizers.base import Summarizer, SummarizerError
-from tracewatch.summarizers.llm_common import compose, parse_output, rollup_text
+from tracewatch.summarizers.llm_common import compose, load_json, parse_output, rollup_text
 from tracewatch.summarizers.models import Summary
 from tracewatch.summarizers.prompt import INSTRUCTIONS, PROMPT_VERSION, output_schema, user_message
 from tracewatch.summarizers.redaction import Redactor
@@ -114,6 +114,30 @@ class VLLMSummarizer(Summarizer):
         }
         resp = await self._complete(body)
         return rollup_text(self.redactor, self._content(resp), resp.usage)
+
+    async def structured(
+        self, system: str, user: str, schema: dict[str, Any], name: str
+    ) -> tuple[dict[str, Any], int, int]:
+        body = {
+            "model": self.model,
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": user},
+            ],
+            "temperature": 0,
+            "max_tokens": self.max_tokens,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": schema},
+            },
+        }
+        resp = await self._complete(body)
+        usage = resp.usage
+        return (
+            load_json(self._content(resp)),
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
+        )
 
     def _content(self, resp: Any) -> str | None:
         """The answer's text; a missing or cut-off answer is a failure, never parsed."""
