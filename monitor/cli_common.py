@@ -1,0 +1,96 @@
+"""What every `tracewatch` subcommand shares: consoles, common options, error exits, backends.
+
+Kept apart so that command groups (queue, eval) live in their own modules without importing
+the main command module.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+
+from tracewatch.monitor.store import Store, StoreError, default_db_path
+
+out = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="DuckDB file (default: $TRACEWATCH_DB or ./tracewatch.duckdb)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _open(db: str | None, read_only: bool = False) -> Store:
+    try:
+        return Store(db or default_db_path(), read_only=read_only)
+    except StoreError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+SummarizerOption = Annotated[
+    str, typer.Option("--summarizer", "-s", help="Backend (see `tracewatch summarizers`).")
+]
+ModelOption = Annotated[str | None, typer.Option(help="Model name for the backend.")]
+VllmUrlOption = Annotated[
+    str, typer.Option("--vllm-url", help="vLLM's OpenAI-compatible endpoint.")
+]
+WindowOption = Annotated[
+    str,
+    typer.Option(
+        "--window", "-w", help="Tumbling window per account, aligned to UTC: 1h, 6h, 1d or 7d."
+    ),
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(help="Only windows from this time: 2026-10-05, an ISO timestamp, or 7d ago."),
+]
+UntilOption = Annotated[str | None, typer.Option(help="Only windows up to this time.")]
+AccountsOption = Annotated[
+    list[str] | None, typer.Option("--account", "-a", help="Only these accounts (repeatable).")
+]
+BudgetOption = Annotated[
+    int,
+    typer.Option(
+        "--budget-tokens",
+        min=1,
+        help="Context budget of one summarization call, in tokens (about 4 characters each). "
+        "Windows whose summaries do not fit are summarized in chunks, recursively.",
+    ),
+]
+CampaignsOption = Annotated[
+    bool, typer.Option("--campaigns/--no-campaigns", help="Detect cross-account campaigns.")
+]
+ShardOption = Annotated[
+    int, typer.Option("--shard-size", min=1, hidden=True, help="Members per parallel task.")
+]
+
+
+def _backend(store: Store, summarizer: str, model: str | None, vllm_url: str) -> Any:
+    import asyncio
+
+    from tracewatch.summarizers.base import SummarizerError
+    from tracewatch.summarizers.redaction import Redactor, load_key
+    from tracewatch.summarizers.registry import create
+
+    try:
+        backend = create(
+            summarizer, Redactor(load_key(store.path)), {"model": model, "vllm_url": vllm_url}
+        )
+        asyncio.run(backend.check())
+    except (ValueError, SummarizerError) as exc:
+        raise _fail(str(exc)) from None
+    return backend
