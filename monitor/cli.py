@@ -44,6 +44,14 @@ from tracewatch.monitor.cli_common import (
     err,
     out,
 )
+from tracewatch.monitor.cli_eval import calibrate_cmd, corpus_labelled_cmd, eval_cmd
+from tracewatch.monitor.cli_queue import (
+    JudgeOption,
+    RubricDirOption,
+    judge_cmd,
+    judge_table,
+    queue_app,
+)
 from tracewatch.monitor.ingest import TRACE_SUFFIXES, IngestOptions, PathError, ingest, input_size
 from tracewatch.monitor.store import Store
 from tracewatch.trace_adapters import DetectionError, all_adapters
@@ -68,6 +76,11 @@ corpus_app = typer.Typer(
 )
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(corpus_app, name="corpus")
+app.add_typer(queue_app, name="queue")
+app.command("judge")(judge_cmd)
+app.command("eval")(eval_cmd)
+app.command("calibrate")(calibrate_cmd)
+corpus_app.command("labelled")(corpus_labelled_cmd)
 
 
 def _version(value: bool) -> None:
@@ -546,27 +559,40 @@ def run_cmd(
     model: ModelOption = None,
     vllm_url: VllmUrlOption = "http://127.0.0.1:8000/v1",
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 8,
+    judge: JudgeOption = "signals",
+    rubrics: RubricDirOption = None,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
-    """The main job in one go: ingest PATHS, summarize what is new, roll up what changed.
+    """The main job in one go: ingest PATHS, summarize what is new, roll up what changed, judge
+    the aggregates against the rubrics and open cases in the enforcement queue.
 
-    Each step is incremental, so running it again on a growing dump does only the new work.
+    Each step is incremental, so running it again on a growing dump does only the new work,
+    and never opens a second case for the same thing.
     """
     import asyncio
 
+    from tracewatch.monitor.judge import JudgeOptions, run_judge
     from tracewatch.monitor.summarize import summarize_store
+    from tracewatch.rubrics.loader import RubricError, load_calibrations, load_rubrics
+    from tracewatch.rubrics.registry import create_judge
 
     opts = _rollup_options(
         window=window, budget_tokens=budget_tokens, campaigns=campaigns, concurrency=concurrency
     )
     try:
         input_size(paths)
-    except PathError as exc:
+        rubric_list = load_rubrics(rubrics or [])
+        calibrations = load_calibrations()
+    except (PathError, RubricError) as exc:
         raise _fail(str(exc)) from None
     store = _open(db)
     try:
         backend = _backend(store, summarizer, model, vllm_url)
+        try:
+            judge_impl = create_judge(judge, backend)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
         spin = not json and err.is_terminal
         with err.status("ingesting", spinner="dots") if spin else nullcontext():
             try:
@@ -576,6 +602,9 @@ def run_cmd(
         with err.status("summarizing", spinner="dots") if spin else nullcontext():
             summ = asyncio.run(summarize_store(store, backend, concurrency))
         report = _rollup(store, backend, opts, quiet=json)
+        with err.status("judging", spinner="dots") if spin else nullcontext():
+            jopts = JudgeOptions(backend=backend.name, model=backend.model, concurrency=concurrency)
+            judged = asyncio.run(run_judge(store, judge_impl, jopts, rubric_list, calibrations))
         asyncio.run(backend.aclose())
     finally:
         store.close()
@@ -586,6 +615,7 @@ def run_cmd(
                 "ingest": ing.as_dict(),
                 "summarize": summ.as_dict(),
                 "rollup": report.model_dump(),
+                "judge": judged.model_dump(),
             }
         )
         return
@@ -595,6 +625,7 @@ def run_cmd(
         f"({summ.cached} cached, {summ.failed} failed)"
     )
     out.print(_rollup_table(report))
+    out.print(judge_table(judged))
     if ing.quarantined:
         out.print("[dim]see the quarantined records with[/] tracewatch quarantine list")
 

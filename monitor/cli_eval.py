@@ -1,0 +1,285 @@
+"""`tracewatch eval`, `tracewatch calibrate` and `tracewatch corpus labelled`."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tracewatch.monitor.cli_common import (
+    JsonOption,
+    ModelOption,
+    SummarizerOption,
+    VllmUrlOption,
+    _fail,
+    _print_json,
+    err,
+    out,
+)
+from tracewatch.monitor.store import Store
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _backend_for_eval(summarizer: str, model: str | None, vllm_url: str, key_dir: Path):  # type: ignore[no-untyped-def]
+    from tracewatch.monitor.cli_common import _backend
+
+    with Store(key_dir / "key.duckdb") as s:
+        return _backend(s, summarizer, model, vllm_url)
+
+
+def eval_cmd(
+    corpus: Annotated[
+        Path | None,
+        typer.Option(help="A labelled corpus folder (*.jsonl envelopes and labels.json)."),
+    ] = None,
+    generate: Annotated[
+        bool, typer.Option("--generate", help="Generate the labelled corpus with --seed.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed for --generate.")] = 1,
+    summarizer: SummarizerOption = "embedded",
+    model: ModelOption = None,
+    vllm_url: VllmUrlOption = "http://127.0.0.1:8000/v1",
+    judge: Annotated[str, typer.Option(help="signals or llm.")] = "signals",
+    agentdojo: Annotated[
+        Path | None,
+        typer.Option(
+            help="AgentDojo run files to check the per-interaction rubrics on "
+            "(default: ../shared/samples/agentdojo when present)."
+        ),
+    ] = None,
+    keep: Annotated[
+        Path | None, typer.Option(help="Keep the scratch corpus and database in this folder.")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Run the whole pipeline on a labelled corpus and print detection metrics, beside the
+    per-interaction baseline (the same judge on each interaction alone).
+
+    Accounts: precision, recall and FPR at the calibrated thresholds; ROC AUC and recall at 1%
+    and 2% FPR; hard negatives (benign look-alikes) separately; campaign grouping as pairwise
+    precision/recall; time and tokens per interaction. Works in a scratch database.
+    """
+    from tracewatch.eval.harness import EvalOptions, default_agentdojo, run_eval
+    from tracewatch.rubrics.registry import create_judge
+
+    if not corpus and not generate:
+        raise _fail("say what to evaluate: --corpus DIR or --generate [--seed N]")
+    with tempfile.TemporaryDirectory(prefix="tracewatch-eval-key-") as tmp:
+        backend = _backend_for_eval(summarizer, model, vllm_url, Path(tmp))
+        try:
+            j = create_judge(judge, backend)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        opts = EvalOptions(
+            corpus=corpus,
+            seed=seed if generate else None,
+            work_dir=keep,
+            agentdojo=agentdojo or default_agentdojo(),
+        )
+        status = err.status("eval", spinner="dots") if err.is_terminal and not json else None
+
+        def stage(name: str) -> None:
+            if status:
+                status.update(f"eval: {name}")
+
+        try:
+            if status:
+                status.start()
+            report, _, _ = asyncio.run(run_eval(opts, backend, j, on_stage=stage))
+        except FileNotFoundError as exc:
+            raise _fail(str(exc)) from None
+        finally:
+            if status:
+                status.stop()
+            asyncio.run(backend.aclose())
+    if json:
+        _print_json(report.model_dump(mode="json"))
+        return
+    print_report(report)
+
+
+def print_report(report) -> None:  # type: ignore[no-untyped-def]
+    m_h, m_b = report.hierarchical, report.baseline
+    out.print(
+        f"[bold]tracewatch eval[/]: {report.corpus}, {report.interactions} interactions, "
+        f"{report.accounts} accounts ({m_h.harmful_aggregate_only} harmful aggregate-only, "
+        f"{m_h.harmful_single} harmful in one interaction, {m_h.benign} benign of which "
+        f"{m_h.hard_negatives} look-alikes); {report.cost.backend} backend, "
+        f"{report.cost.judge} judge, {report.seconds:.0f} s",
+        highlight=False,
+    )
+    t = Table(title="accounts: aggregate-only harmful vs benign", title_justify="left")
+    for col in (
+        "method",
+        "precision",
+        "recall",
+        "FPR",
+        "ROC AUC",
+        "recall@1%FPR",
+        "recall@2%FPR",
+        "look-alike FPR",
+        "single-interaction recall",
+    ):
+        t.add_column(col, justify="right" if col != "method" else "left")
+    for m in (m_h, m_b):
+        t.add_row(
+            m.method,
+            _fmt(m.precision),
+            _fmt(m.recall),
+            _fmt(m.fpr),
+            _fmt(m.auc),
+            _fmt(m.recall_at_1pct_fpr),
+            _fmt(m.recall_at_2pct_fpr),
+            _fmt(m.hard_negative_fpr),
+            _fmt(m.single_interaction_recall),
+        )
+    out.print(t)
+    t = Table(title="per rubric (hierarchical | per-interaction baseline)", title_justify="left")
+    for col in (
+        "rubric",
+        "threshold",
+        "pos",
+        "recall",
+        "FPR",
+        "AUC",
+        "r@2%",
+        "base recall",
+        "base FPR",
+        "base AUC",
+    ):
+        t.add_column(col, justify="right" if col != "rubric" else "left")
+    base = {r.rubric: r for r in m_b.per_rubric}
+    for r in m_h.per_rubric:
+        b = base.get(r.rubric)
+        t.add_row(
+            r.rubric,
+            f"{r.threshold:.2f}{'' if r.threshold_source == 'calibrated' else '*'}",
+            str(r.positives),
+            _fmt(r.recall),
+            _fmt(r.fpr),
+            _fmt(r.auc),
+            _fmt(r.recall_at_2pct_fpr),
+            _fmt(b.recall if b else None),
+            _fmt(b.fpr if b else None),
+            _fmt(b.auc if b else None),
+        )
+    out.print(t)
+    out.print("[dim]* rubric default threshold (not calibrated for this judge)[/]")
+    c = report.campaigns
+    out.print(
+        f"campaigns: {c.labelled_campaigns} labelled, {c.detected_groups} groups detected, "
+        f"{c.flagged_groups} flagged; pairwise precision {_fmt(c.pair_precision)} recall "
+        f"{_fmt(c.pair_recall)} (flagged groups: {_fmt(c.flagged_pair_precision)} / "
+        f"{_fmt(c.flagged_pair_recall)})",
+        highlight=False,
+    )
+    k = report.cost
+    out.print(
+        f"cost: {k.ms_per_interaction:.2f} ms/interaction end to end "
+        f"({', '.join(f'{s} {v:.1f}s' for s, v in k.seconds.items())}); tokens/interaction: "
+        f"summary {k.summary_tokens_per_interaction}, rollup {k.rollup_tokens_per_interaction}, "
+        f"judge {k.judge_tokens_per_interaction}, baseline judge "
+        f"{k.baseline_judge_tokens_per_interaction}",
+        highlight=False,
+    )
+    if report.agentdojo:
+        t = Table(title="AgentDojo runs (real data), per-interaction rubrics", title_justify="left")
+        for col in ("file", "harmful", "flagged", "rubrics"):
+            t.add_column(col)
+        for row in report.agentdojo:
+            t.add_row(row.file, str(row.harmful), str(row.flagged), ", ".join(row.rubrics) or "-")
+        out.print(t)
+
+
+def calibrate_cmd(
+    seed: Annotated[int, typer.Option(help="Seed of the generated calibration corpus.")] = 3,
+    target_fpr: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Account-level FPR budget, split over rubrics.")
+    ] = 0.01,
+    write: Annotated[
+        bool,
+        typer.Option("--write", help="Store the thresholds in rubrics/builtin/calibration.json."),
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Choose each rubric's threshold on a generated labelled corpus for a target FPR.
+
+    Thresholds are stored with the rubric id and version they were set on; editing a rubric
+    (a new version) falls back to its default threshold until it is calibrated again.
+    """
+    from tracewatch.eval.harness import EvalOptions, calibrate, run_eval
+    from tracewatch.rubrics.loader import (
+        CALIBRATION_FILE,
+        load_calibrations,
+        load_rubrics,
+        save_calibrations,
+    )
+    from tracewatch.rubrics.registry import create_judge
+
+    with tempfile.TemporaryDirectory(prefix="tracewatch-cal-") as tmp:
+        backend = _backend_for_eval("embedded", None, "", Path(tmp))
+        j = create_judge("signals", backend)
+        _, scores, labels = asyncio.run(
+            run_eval(EvalOptions(seed=seed, calibrations=[]), backend, j)
+        )
+    cals = calibrate(scores, labels, load_rubrics(), j.name, target_fpr, f"generate --seed {seed}")
+    if write:
+        keep = [c for c in load_calibrations() if c.judge != j.name]
+        save_calibrations(keep + cals)
+    if json:
+        _print_json([c.model_dump(mode="json") for c in cals])
+        return
+    t = Table(
+        title=f"calibration on seed {seed}, FPR budget {target_fpr} (split over rubrics)",
+        title_justify="left",
+    )
+    for col in ("rubric", "version", "threshold", "FPR", "recall"):
+        t.add_column(col)
+    for c in cals:
+        t.add_row(
+            c.rubric_id,
+            str(c.rubric_version),
+            f"{c.threshold:.4f}",
+            f"{c.fpr:.4f}",
+            f"{c.recall:.3f}",
+        )
+    out.print(t)
+    out.print(f"written to {CALIBRATION_FILE}" if write else "[dim]--write to store them[/]")
+
+
+def corpus_labelled_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into.")],
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same corpus.")] = 1,
+    benign_accounts: Annotated[int, typer.Option(min=0, help="Ordinary accounts.")] = 200,
+    harmful_per_category: Annotated[
+        int, typer.Option(min=0, help="Harmful accounts per harm.")
+    ] = 5,
+    lookalikes_per_category: Annotated[
+        int, typer.Option(min=0, help="Benign look-alikes per look-alike kind.")
+    ] = 5,
+    json: JsonOption = False,
+) -> None:
+    """Write the labelled corpus: interactions.jsonl (envelopes) and labels.json (per account)."""
+    from tracewatch.eval.labelled import LabelledSpec, write_labelled
+
+    spec = LabelledSpec(
+        seed=seed,
+        benign_accounts=benign_accounts,
+        harmful_per_category=harmful_per_category,
+        lookalikes_per_category=lookalikes_per_category,
+    )
+    written = write_labelled(spec, out_dir)
+    if json:
+        _print_json(written)
+        return
+    out.print(
+        f"wrote {written['interactions']} interactions for {written['accounts']} accounts "
+        f"({written['harmful']} harmful) to {written['path']}; labels in {written['labels']}"
+    )
