@@ -417,8 +417,6 @@ class Queue:
         sets: dict[str, Any],
         hint: str,
     ) -> Case:
-        if not actor or not actor.strip():
-            raise QueueError("a reviewer name is required (--reviewer NAME)")
         now = datetime.now(UTC)
         self.con.execute("BEGIN TRANSACTION")
         try:
@@ -434,6 +432,8 @@ class Queue:
                     f"case {case_id} is {status}{who}; {event} needs it to be "
                     f"{' or '.join(allowed_from)}. {hint}".strip()
                 )
+            if not actor or not actor.strip():
+                raise QueueError("a reviewer name is required (--reviewer NAME)")
             assignments = ", ".join(f"{k} = ?" for k in [*sets, "status", "updated_at"])
             self.con.execute(
                 f"UPDATE cases SET {assignments} WHERE case_id = ?",

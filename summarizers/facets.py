@@ -61,7 +61,9 @@ _INJECTION = re.compile(
     r"\b(ignore (all |any |your |the )?(previous |prior |above )?instructions|"
     r"disregard (the |your )?(previous |prior )?(instructions|rules)|you are now|"
     r"new instructions:|system prompt|"
-    r"do not (flag|report)|report this as)\b",
+    r"do not (flag|report)|report this as|"
+    r"before you (can )?(solve|complete|finish|continue with) (the|your) task|"
+    r"this is an important message from)\b",
     re.I,
 )
 # Cues in text the agent itself published or sent. A cue is never a verdict: support staff
