@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tracewatch.monitor.aggregates import Aggregate
 from tracewatch.monitor.envelope import describe_validation_error
 from tracewatch.rubrics.models import Quote, Rubric, Verdict
-from tracewatch.rubrics.signal_judge import evidence, judge_signals
+from tracewatch.rubrics.signal_judge import evidence, implicated, judge_signals
 from tracewatch.rubrics.verdicts import verdict_id
 from tracewatch.summarizers.base import Summarizer, SummarizerError
 from tracewatch.summarizers.prompt import FENCE_CLOSE, FENCE_OPEN, _fence_safe
@@ -147,7 +147,7 @@ class LLMJudge:
             aggregate_kind=agg.kind,
             input_hash=agg.input_hash,
             subject=agg.subject,
-            accounts=agg.accounts,
+            accounts=implicated(agg, rubric),
             window=agg.window,
             window_start=agg.window_start,
             window_end=agg.window_end,

@@ -122,6 +122,31 @@ def evidence(agg: Aggregate, rubric: Rubric) -> tuple[list[str], list[Quote]]:
     return seen[:CITE], quotes[:3]
 
 
+def implicated(agg: Aggregate, rubric: Rubric) -> list[str]:
+    """The members of a campaign that the rubric's evidence actually involves.
+
+    Campaign detection links accounts by any strong evidence, so a bystander whose one stock
+    sentence matches a spammer's cover traffic can end up in the component. A verdict names
+    only the accounts behind the evidence it scored: those in the duplicate groups that make up
+    most (80%) of the repeated posts, and those in the shared-target and identity links.
+    """
+    if agg.kind != "campaign":
+        return agg.accounts
+    keep: set[str] = set()
+    groups = sorted((g for g in agg.facets.content if g.n >= 2), key=lambda g: -g.n)
+    total = sum(g.n for g in groups)
+    covered = 0
+    for g in groups:
+        if covered >= 0.8 * total:
+            break
+        keep.update(g.accounts)
+        covered += g.n
+    for link in agg.links:
+        if link.kind in ("target", "identity") and "links" in rubric.evidence_sources:
+            keep.update(link.accounts)
+    return sorted(keep & set(agg.accounts)) or agg.accounts
+
+
 class SignalJudge:
     name = "signals"
     model = "rules-v1"
@@ -141,6 +166,12 @@ class SignalJudge:
         known = sig["interactions"] - sig["unsummarized"]
         coverage = known / sig["interactions"] if sig["interactions"] else 0.0
         confidence = round(min(1.0, 0.5 + abs(value - threshold)) * coverage, 3)
+        members = implicated(agg, rubric)
+        if len(members) < len(agg.accounts):
+            reasons.append(
+                f"{len(agg.accounts) - len(members)} linked account(s) not behind this evidence"
+                " are not named"
+            )
         used = {s.signal for s in rubric.signals} | {
             s.signal for look in rubric.benign_lookalikes for s in look.signals
         }
@@ -154,7 +185,7 @@ class SignalJudge:
             aggregate_kind=agg.kind,
             input_hash=agg.input_hash,
             subject=agg.subject,
-            accounts=agg.accounts,
+            accounts=members,
             window=agg.window,
             window_start=agg.window_start,
             window_end=agg.window_end,
