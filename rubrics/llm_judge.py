@@ -22,7 +22,7 @@ from tracewatch.monitor.aggregates import Aggregate
 from tracewatch.monitor.envelope import describe_validation_error
 from tracewatch.rubrics.models import Quote, Rubric, Verdict
 from tracewatch.rubrics.signal_judge import evidence, implicated, judge_signals
-from tracewatch.rubrics.verdicts import verdict_id
+from tracewatch.rubrics.verdicts import new_verdict
 from tracewatch.summarizers.base import Summarizer, SummarizerError
 from tracewatch.summarizers.prompt import FENCE_CLOSE, FENCE_OPEN, _fence_safe
 
@@ -59,8 +59,9 @@ def verdict_schema() -> dict[str, Any]:
     return LLMVerdictOutput.model_json_schema()
 
 
-def judge_user_message(agg: Aggregate, rubric: Rubric, excerpts: list[Quote]) -> str:
-    sig = judge_signals(agg)
+def judge_user_message(
+    agg: Aggregate, rubric: Rubric, excerpts: list[Quote], sig: dict[str, Any]
+) -> str:
     looks = "\n".join(f"- {lk.name}: {lk.description.strip()}" for lk in rubric.benign_lookalikes)
     used = [s.signal for s in rubric.signals]
     signals = "\n".join(f"- {k} = {sig.get(k)}" for k in used)
@@ -119,9 +120,10 @@ class LLMJudge:
             quotes = [
                 Quote(interaction_id=g.rep_id, text=g.text[:200]) for g in agg.facets.content[:3]
             ]
+        sig = judge_signals(agg)
         raw, tokens_in, tokens_out = await self.backend.structured(
             JUDGE_INSTRUCTIONS,
-            judge_user_message(agg, rubric, quotes),
+            judge_user_message(agg, rubric, quotes, sig),
             verdict_schema(),
             JUDGE_TOOL,
         )
@@ -137,27 +139,17 @@ class LLMJudge:
             for q in out.quotes
             if q.interaction_id in known
         ]
-        sig = judge_signals(agg)
         rationale = redact(out.rationale) or ""
         if out.lookalike_considered:
             rationale += f" Look-alike considered: {redact(out.lookalike_considered)}"
-        return Verdict(
-            verdict_id=verdict_id(agg.aggregate_id, rubric.id, self.name),
-            aggregate_id=agg.aggregate_id,
-            aggregate_kind=agg.kind,
-            input_hash=agg.input_hash,
-            subject=agg.subject,
+        return new_verdict(
+            agg,
+            rubric,
+            self.name,
+            self.model,
+            threshold,
+            threshold_source,
             accounts=implicated(agg, rubric),
-            window=agg.window,
-            window_start=agg.window_start,
-            window_end=agg.window_end,
-            rubric_id=rubric.id,
-            rubric_version=rubric.version,
-            severity=rubric.severity,
-            judge=self.name,
-            model=self.model,
-            threshold=threshold,
-            threshold_source=threshold_source,  # type: ignore[arg-type]
             score=round(out.score, 4),
             flagged=out.score >= threshold,
             confidence=round(out.confidence, 3),

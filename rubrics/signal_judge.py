@@ -18,7 +18,7 @@ from typing import Any
 
 from tracewatch.monitor.aggregates import Aggregate, Evidence, profile_page, specific_target
 from tracewatch.rubrics.models import Quote, Rubric, SignalRule, Verdict
-from tracewatch.rubrics.verdicts import verdict_id
+from tracewatch.rubrics.verdicts import new_verdict
 
 CITE = 8
 
@@ -179,23 +179,14 @@ class SignalJudge:
             f"{'Flagged' if flagged else 'Not flagged'}: score {value:.2f} against threshold"
             f" {threshold:.2f} ({threshold_source})."
         )
-        return Verdict(
-            verdict_id=verdict_id(agg.aggregate_id, rubric.id, self.name),
-            aggregate_id=agg.aggregate_id,
-            aggregate_kind=agg.kind,
-            input_hash=agg.input_hash,
-            subject=agg.subject,
+        return new_verdict(
+            agg,
+            rubric,
+            self.name,
+            self.model,
+            threshold,
+            threshold_source,
             accounts=members,
-            window=agg.window,
-            window_start=agg.window_start,
-            window_end=agg.window_end,
-            rubric_id=rubric.id,
-            rubric_version=rubric.version,
-            severity=rubric.severity,
-            judge=self.name,
-            model=self.model,
-            threshold=threshold,
-            threshold_source=threshold_source,  # type: ignore[arg-type]
             score=value,
             flagged=flagged,
             confidence=confidence,
