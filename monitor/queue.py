@@ -246,8 +246,10 @@ class Queue:
             ],
         )
 
-    def _match(self, v: Verdict, key: str) -> tuple[str, str, str, list[str], float, str] | None:
-        cols = "case_id, status, input_hash, evidence, score, dedupe_key, accounts"
+    def _match(
+        self, v: Verdict, key: str
+    ) -> tuple[str, str, str, list[str], float, list[str]] | None:
+        cols = "case_id, status, input_hash, evidence, score, accounts"
         row = self.con.execute(f"SELECT {cols} FROM cases WHERE dedupe_key = ?", [key]).fetchone()
         if row is None and v.aggregate_kind == "campaign":
             # The same campaign after its membership changed: most accounts in common, an
@@ -258,13 +260,13 @@ class Queue:
                 " AND status IN ('open', 'in_review') AND window_start < ? AND window_end > ?",
                 [v.rubric_id, v.window_end, v.window_start],
             ).fetchall():
-                shared = len(set(r[6]) & set(v.accounts)) / max(1, min(len(r[6]), len(v.accounts)))
+                shared = len(set(r[5]) & set(v.accounts)) / max(1, min(len(r[5]), len(v.accounts)))
                 if shared >= CAMPAIGN_OVERLAP and (best is None or shared > best[0]):
                     best = (shared, r)
             row = best[1] if best else None
         if row is None:
             return None
-        return row[0], row[1], row[2], list(row[3]), row[4], row[6]
+        return row[0], row[1], row[2], list(row[3]), row[4], list(row[5])
 
     def upsert(self, verdicts: Sequence[Verdict], actor: str = "judge") -> UpsertReport:
         """Open, update or annotate cases for these verdicts; unflagged ones only update."""
@@ -325,42 +327,20 @@ class Queue:
 
     def _open(self, v: Verdict, key: str, actor: str, now: datetime) -> None:
         case_id = _case_id(key)
+        row = {
+            "case_id": case_id,
+            "dedupe_key": key,
+            "subject_type": "campaign" if v.aggregate_kind == "campaign" else "account",
+            "rubric_id": v.rubric_id,
+            "window_size": v.window,
+            "severity": v.severity,
+            "status": "open",
+            "opened_at": now,
+            **_from_verdict(v, now),
+        }
         self.con.execute(
-            f"INSERT INTO cases ({_COLUMNS}, dedupe_key, input_hash) VALUES"
-            f" ({', '.join(['?'] * 31)})",
-            [
-                case_id,
-                "campaign" if v.aggregate_kind == "campaign" else "account",
-                v.subject,
-                v.accounts,
-                v.rubric_id,
-                v.rubric_version,
-                v.window,
-                v.window_start,
-                v.window_end,
-                v.severity,
-                v.score,
-                v.confidence,
-                priority(v),
-                "open",
-                v.verdict_id,
-                v.aggregate_id,
-                v.judge,
-                v.model,
-                v.threshold,
-                v.rationale,
-                v.evidence,
-                orjson.dumps([q.model_dump() for q in v.quotes]).decode(),
-                orjson.dumps(v.signals).decode(),
-                None,
-                None,
-                None,
-                now,
-                now,
-                None,
-                key,
-                v.input_hash,
-            ],
+            f"INSERT INTO cases ({', '.join(row)}) VALUES ({', '.join(['?'] * len(row))})",
+            list(row.values()),
         )
         self._event(
             case_id,
@@ -374,34 +354,10 @@ class Queue:
         )
 
     def _update(self, case_id: str, v: Verdict, now: datetime) -> None:
+        cols = _from_verdict(v, now)
         self.con.execute(
-            "UPDATE cases SET accounts = ?, subject = ?, rubric_version = ?, window_start = ?,"
-            " window_end = ?, score = ?, confidence = ?, priority = ?, verdict_id = ?,"
-            " aggregate_id = ?, input_hash = ?, judge = ?, model = ?, threshold = ?,"
-            " rationale = ?, evidence = ?, quotes = ?, signals = ?, updated_at = ?"
-            " WHERE case_id = ?",
-            [
-                v.accounts,
-                v.subject,
-                v.rubric_version,
-                v.window_start,
-                v.window_end,
-                v.score,
-                v.confidence,
-                priority(v),
-                v.verdict_id,
-                v.aggregate_id,
-                v.input_hash,
-                v.judge,
-                v.model,
-                v.threshold,
-                v.rationale,
-                v.evidence,
-                orjson.dumps([q.model_dump() for q in v.quotes]).decode(),
-                orjson.dumps(v.signals).decode(),
-                now,
-                case_id,
-            ],
+            f"UPDATE cases SET {', '.join(f'{k} = ?' for k in cols)} WHERE case_id = ?",
+            [*cols.values(), case_id],
         )
 
     # -- reviewer transitions -----------------------------------------------------------------
@@ -461,33 +417,32 @@ class Queue:
     def resolve(self, case_id: str, action: str, note: str, reviewer: str | None = None) -> Case:
         if action not in ACTIONS:
             raise QueueError(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+        to_status = "dismissed" if action == "none" else "actioned"
+        return self._close(case_id, to_status, action, "resolved", note, reviewer)
+
+    def dismiss(self, case_id: str, note: str, reviewer: str | None = None) -> Case:
+        return self._close(case_id, "dismissed", "none", "dismissed", note, reviewer)
+
+    def _close(
+        self,
+        case_id: str,
+        to_status: str,
+        action: str,
+        event: str,
+        note: str,
+        reviewer: str | None,
+    ) -> Case:
         if not note or not note.strip():
             raise QueueError("a note is required: say why (--note TEXT)")
         actor = reviewer or self.get(case_id).reviewer or ""
-        to_status = "dismissed" if action == "none" else "actioned"
         return self._transition(
             case_id,
             ("in_review",),
             to_status,
             actor,
-            "resolved",
+            event,
             note,
             {"action": action, "note": note, "closed_at": datetime.now(UTC), "reviewer": actor},
-            f"Claim it first: tracewatch queue claim {case_id} --reviewer NAME.",
-        )
-
-    def dismiss(self, case_id: str, note: str, reviewer: str | None = None) -> Case:
-        if not note or not note.strip():
-            raise QueueError("a note is required: say why (--note TEXT)")
-        actor = reviewer or self.get(case_id).reviewer or ""
-        return self._transition(
-            case_id,
-            ("in_review",),
-            "dismissed",
-            actor,
-            "dismissed",
-            note,
-            {"action": "none", "note": note, "closed_at": datetime.now(UTC), "reviewer": actor},
             f"Claim it first: tracewatch queue claim {case_id} --reviewer NAME.",
         )
 
@@ -498,6 +453,31 @@ class Queue:
         return [
             {**c.model_dump(mode="json"), "events": events.get(c.case_id, [])} for c in self.list()
         ]
+
+
+def _from_verdict(v: Verdict, now: datetime) -> dict[str, Any]:
+    """The case columns a verdict sets, both when it opens a case and when it updates one."""
+    return {
+        "subject": v.subject,
+        "accounts": v.accounts,
+        "rubric_version": v.rubric_version,
+        "window_start": v.window_start,
+        "window_end": v.window_end,
+        "score": v.score,
+        "confidence": v.confidence,
+        "priority": priority(v),
+        "verdict_id": v.verdict_id,
+        "aggregate_id": v.aggregate_id,
+        "input_hash": v.input_hash,
+        "judge": v.judge,
+        "model": v.model,
+        "threshold": v.threshold,
+        "rationale": v.rationale,
+        "evidence": v.evidence,
+        "quotes": orjson.dumps([q.model_dump() for q in v.quotes]).decode(),
+        "signals": orjson.dumps(v.signals).decode(),
+        "updated_at": now,
+    }
 
 
 def _why(
