@@ -324,6 +324,20 @@ def errand_signup(rng: random.Random, who: dict[str, str]) -> Errand:
     )
 
 
+def login_acts(
+    rng: random.Random, site: str, who: dict[str, str], user_field: str = "Username"
+) -> list[Act]:
+    """Open the login page, type the email and password, press Return."""
+    return [
+        Act("open", url=f"https://{site}/login"),
+        _click(rng, user_field),
+        Act("type", text=who["email"]),
+        _click(rng, "Password"),
+        Act("type", text=who["password"]),
+        Act("key", text="Return"),
+    ]
+
+
 def errand_login(rng: random.Random, who: dict[str, str]) -> Errand:
     site = rng.choice(SERVICES + SOCIAL)
     ok = rng.random() > 0.1
@@ -331,14 +345,7 @@ def errand_login(rng: random.Random, who: dict[str, str]) -> Errand:
         prompt=rng.choice(
             [f"Log in to {site} and check my notifications.", f"Sign in to {site} for me."]
         ),
-        acts=[
-            Act("open", url=f"https://{site}/login"),
-            _click(rng, "Username"),
-            Act("type", text=who["email"]),
-            _click(rng, "Password"),
-            Act("type", text=who["password"]),
-            Act("key", text="Return"),
-        ],
+        acts=login_acts(rng, site, who),
         outcome=(
             f"Logged in to {site}; you have {rng.randrange(0, 9)} new notifications."
             if ok

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -218,6 +217,19 @@ async def baseline_scores(
     return s, tokens
 
 
+def rubric_pool(
+    scores: Scores, labels: list[AccountLabel], rubric: Rubric
+) -> tuple[list[AccountLabel], list[float], list[bool]] | None:
+    """The accounts a rubric is measured on (its category's and all benign ones), their best
+    score under it and their labels; None when the corpus has none of its category."""
+    positives = [a for a in labels if a.category == rubric.category]
+    if not positives:
+        return None
+    pool = positives + [a for a in labels if not a.harmful]
+    best = scores.rubric_best.get(rubric.id, {})
+    return pool, [best.get(a.account_id, 0.0) for a in pool], [a.harmful for a in pool]
+
+
 def method_metrics(
     method: str,
     scores: Scores,
@@ -237,12 +249,10 @@ def method_metrics(
     c = confusion(flagged, y, 0.5)
     per = []
     for r in rubrics:
-        positives = [a for a in labels if a.category == r.category]
-        if not positives:
+        measured = rubric_pool(scores, labels, r)
+        if measured is None:
             continue
-        rpool = positives + benign
-        rs = [scores.rubric_best.get(r.id, {}).get(a.account_id, 0.0) for a in rpool]
-        ry = [a.harmful for a in rpool]
+        rpool, rs, ry = measured
         rf = [1.0 if scores.rubric_flagged.get(r.id, {}).get(a.account_id) else 0.0 for a in rpool]
         rc = confusion(rf, ry, 0.5)
         t, src = threshold_for(r, judge, calibrations)
@@ -252,7 +262,7 @@ def method_metrics(
                 category=r.category,
                 threshold=t,
                 threshold_source=src,
-                positives=len(positives),
+                positives=sum(ry),
                 negatives=len(benign),
                 tp=rc.tp,
                 fp=rc.fp,
@@ -327,16 +337,13 @@ def calibrate(
     score that reaches the budget, with a floor, so a slightly different corpus does not tip
     over on the first benign account at the edge.
     """
-    benign = [a for a in labels if not a.harmful]
     per_rubric = target_fpr / max(1, len(rubrics))
     out = []
     for r in rubrics:
-        positives = [a for a in labels if a.category == r.category]
-        if not positives:
+        measured = rubric_pool(scores, labels, r)
+        if measured is None:
             continue
-        pool = positives + benign
-        sc = [scores.rubric_best.get(r.id, {}).get(a.account_id, 0.0) for a in pool]
-        y = [a.harmful for a in pool]
+        _, sc, y = measured
         t = threshold_at_fpr(sc, y, per_rubric)
         if t == float("inf"):
             continue
@@ -534,23 +541,3 @@ def default_agentdojo() -> Path | None:
         if cand.is_dir():
             return cand
     return None
-
-
-def summary_rows(report: EvalReport) -> list[dict[str, Any]]:
-    """One row per method for the headline table."""
-    rows = []
-    for m in (report.hierarchical, report.baseline):
-        rows.append(
-            {
-                "method": m.method,
-                "precision": m.precision,
-                "recall": m.recall,
-                "fpr": m.fpr,
-                "auc": m.auc,
-                "recall@1%": m.recall_at_1pct_fpr,
-                "recall@2%": m.recall_at_2pct_fpr,
-                "hard-neg FPR": m.hard_negative_fpr,
-                "single-interaction recall": m.single_interaction_recall,
-            }
-        )
-    return rows

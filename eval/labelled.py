@@ -46,6 +46,7 @@ from tracewatch.eval.corpus import (
     _envelope,
     _reply_acts,
     benign_reply,
+    login_acts,
 )
 
 Category = Literal[
@@ -129,14 +130,7 @@ def _say(rng: random.Random, options: list[str], **kw: Any) -> str:
 
 
 def _login_acts(rng: random.Random, site: str, who: dict[str, str]) -> list[Act]:
-    return [
-        Act("open", url=f"https://{site}/login"),
-        _click(rng, "Email"),
-        Act("type", text=who["email"]),
-        _click(rng, "Password"),
-        Act("type", text=who["password"]),
-        Act("key", text="Return"),
-    ]
+    return login_acts(rng, site, who, user_field="Email")
 
 
 # -- errands behind the harmful patterns and their look-alikes ------------------------------

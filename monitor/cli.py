@@ -307,7 +307,7 @@ def summarize_cmd(
 
     store = _open(db)
     try:
-        backend = _backend(store, summarizer, model, vllm_url)
+        backend = _backend(store.path, summarizer, model, vllm_url)
         todo = store.count_unsummarized(backend.name, backend.model, backend.prompt_version)
         progress = Progress(
             TextColumn("[bold]summarize[/]"),
@@ -523,7 +523,7 @@ def rollup_cmd(
     )
     store = _open(db)
     try:
-        backend = _backend(store, summarizer, model, vllm_url)
+        backend = _backend(store.path, summarizer, model, vllm_url)
         report = _rollup(store, backend, opts, quiet=json)
     finally:
         store.close()
@@ -588,7 +588,7 @@ def run_cmd(
         raise _fail(str(exc)) from None
     store = _open(db)
     try:
-        backend = _backend(store, summarizer, model, vllm_url)
+        backend = _backend(store.path, summarizer, model, vllm_url)
         try:
             judge_impl = create_judge(judge, backend)
         except ValueError as exc:

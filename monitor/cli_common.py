@@ -79,7 +79,8 @@ ShardOption = Annotated[
 ]
 
 
-def _backend(store: Store, summarizer: str, model: str | None, vllm_url: str) -> Any:
+def _backend(db_path: str, summarizer: str, model: str | None, vllm_url: str) -> Any:
+    """The chosen backend, checked; its redaction key is the one beside `db_path`."""
     import asyncio
 
     from tracewatch.summarizers.base import SummarizerError
@@ -88,7 +89,7 @@ def _backend(store: Store, summarizer: str, model: str | None, vllm_url: str) ->
 
     try:
         backend = create(
-            summarizer, Redactor(load_key(store.path)), {"model": model, "vllm_url": vllm_url}
+            summarizer, Redactor(load_key(db_path)), {"model": model, "vllm_url": vllm_url}
         )
         asyncio.run(backend.check())
     except (ValueError, SummarizerError) as exc:

@@ -15,23 +15,16 @@ from tracewatch.monitor.cli_common import (
     ModelOption,
     SummarizerOption,
     VllmUrlOption,
+    _backend,
     _fail,
     _print_json,
     err,
     out,
 )
-from tracewatch.monitor.store import Store
 
 
 def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.3f}"
-
-
-def _backend_for_eval(summarizer: str, model: str | None, vllm_url: str, key_dir: Path):  # type: ignore[no-untyped-def]
-    from tracewatch.monitor.cli_common import _backend
-
-    with Store(key_dir / "key.duckdb") as s:
-        return _backend(s, summarizer, model, vllm_url)
 
 
 def eval_cmd(
@@ -72,7 +65,7 @@ def eval_cmd(
     if not corpus and not generate:
         raise _fail("say what to evaluate: --corpus DIR or --generate [--seed N]")
     with tempfile.TemporaryDirectory(prefix="tracewatch-eval-key-") as tmp:
-        backend = _backend_for_eval(summarizer, model, vllm_url, Path(tmp))
+        backend = _backend(str(Path(tmp) / "eval.duckdb"), summarizer, model, vllm_url)
         try:
             j = create_judge(judge, backend)
         except ValueError as exc:
@@ -224,7 +217,7 @@ def calibrate_cmd(
     from tracewatch.rubrics.registry import create_judge
 
     with tempfile.TemporaryDirectory(prefix="tracewatch-cal-") as tmp:
-        backend = _backend_for_eval("embedded", None, "", Path(tmp))
+        backend = _backend(str(Path(tmp) / "eval.duckdb"), "embedded", None, "")
         j = create_judge("signals", backend)
         _, scores, labels = asyncio.run(
             run_eval(EvalOptions(seed=seed, calibrations=[]), backend, j)

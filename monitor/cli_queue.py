@@ -100,7 +100,7 @@ def judge_cmd(
 
     store = _open(db)
     try:
-        backend = _backend(store, summarizer, model, vllm_url)
+        backend = _backend(store.path, summarizer, model, vllm_url)
         try:
             j = create_judge(judge, backend)
             opts = JudgeOptions(

@@ -30,12 +30,6 @@ class PipelineReport(BaseModel):
     seconds: dict[str, float] = Field(default_factory=dict)
 
 
-def make_judge(kind: str, backend: Summarizer) -> Judge:
-    from tracewatch.rubrics.registry import create_judge
-
-    return create_judge(kind, backend)
-
-
 async def run_pipeline(
     paths: list[str],
     store: Store,
