@@ -25,6 +25,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field
 
+from tracewatch.eval.render_otlp import render_otlp
+
 EPOCH = datetime(2026, 10, 5, tzinfo=UTC)
 
 SHOPS = [
@@ -149,6 +151,9 @@ class CorpusSpec(BaseModel):
     accounts: int = Field(24, ge=1)
     days: int = Field(14, ge=1)
     anthropic_share: float = Field(0.5, ge=0, le=1)
+    otlp_share: float = Field(
+        0.0, ge=0, le=1, description="share rendered as OTLP GenAI spans instead of computer use"
+    )
     spam_campaign_accounts: int = Field(
         0, ge=0, description="extra accounts posting one templated promotion across many sites"
     )
@@ -158,7 +163,7 @@ class CorpusSpec(BaseModel):
 
 def tiny_png(rng: random.Random, size: int = 24) -> bytes:
     """A real, valid PNG (a noisy size x size grey image) standing in for a screenshot."""
-    rows = b"".join(b"\x00" + bytes(rng.randrange(256) for _ in range(size)) for _ in range(size))
+    rows = b"".join(b"\x00" + rng.randbytes(size) for _ in range(size))
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         return (
@@ -661,14 +666,20 @@ def _envelope(
     label: str,
     duration_s: tuple[int, int],
 ) -> dict[str, Any]:
-    """Render an errand in one of the two wire formats and wrap it in the identity envelope."""
-    use_anthropic = rng.random() < spec.anthropic_share
-    trace = render_anthropic(errand, rng) if use_anthropic else render_openai(errand, rng)
+    """Render an errand in one of the wire formats and wrap it in the identity envelope."""
+    if spec.otlp_share and rng.random() < spec.otlp_share:
+        trace = render_otlp(errand, rng, start, who["account_id"])
+        root = trace["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+        end = datetime.fromtimestamp(int(root["endTimeUnixNano"]) / 1e9, UTC)
+    else:
+        use_anthropic = rng.random() < spec.anthropic_share
+        trace = render_anthropic(errand, rng) if use_anthropic else render_openai(errand, rng)
+        end = start + timedelta(seconds=rng.randrange(*duration_s))
     return {
         "account_id": who["account_id"],
         "interaction_id": interaction_id,
         "started_at": start.isoformat(),
-        "ended_at": (start + timedelta(seconds=rng.randrange(*duration_s))).isoformat(),
+        "ended_at": end.isoformat(),
         "metadata": {"generator": "tracewatch.eval.corpus", "errand": label},
         "trace": trace,
     }

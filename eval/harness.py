@@ -131,6 +131,12 @@ class Scores(BaseModel):
     rubric_best: dict[str, dict[str, float]] = Field(default_factory=dict)
     rubric_flagged: dict[str, dict[str, bool]] = Field(default_factory=dict)
 
+    def extend(self, other: Scores) -> None:
+        """Pool another corpus's accounts (calibration over several seeds)."""
+        for rubric, best in other.rubric_best.items():
+            for account, score in best.items():
+                self.add(account, rubric, score, other.rubric_flagged[rubric][account])
+
     def add(self, account: str, rubric: str, score: float, flagged: bool) -> None:
         self.best[account] = max(self.best.get(account, 0.0), score)
         self.flagged[account] = self.flagged.get(account, False) or flagged
@@ -328,14 +334,19 @@ def calibrate(
     judge: str,
     target_fpr: float,
     corpus: str,
-    floor: float = 0.2,
+    floor: float = 0.3,
+    margin: float = 0.1,
 ) -> list[Calibration]:
     """Per rubric, the lowest threshold that keeps its FPR on benign accounts within budget.
 
-    The budget is split across the rubrics (an account is flagged if any rubric flags it), and
-    the threshold is set halfway between the highest benign score it must exclude and the
-    score that reaches the budget, with a floor, so a slightly different corpus does not tip
-    over on the first benign account at the edge.
+    The budget is split across the rubrics (an account is flagged if any rubric flags it). The
+    threshold sits a margin above the highest benign score it must exclude (halfway to the
+    lowest positive above it when that is closer), with a floor. It is anchored on the benign
+    side because hundreds of benign accounts place that edge well, while a handful of
+    positives per rubric say little about where the next corpus's positives fall: when every
+    positive of a corpus scores 1.0, "halfway" would sit far above the benign edge. The floor
+    (under a third of a rubric's weighted evidence never opens a case) guards against benign
+    traffic unlike ours scoring a little higher than the generated benign accounts do.
     """
     per_rubric = target_fpr / max(1, len(rubrics))
     out = []
@@ -349,7 +360,7 @@ def calibrate(
             continue
         below = [s for s, yy in zip(sc, y, strict=True) if not yy and s < t]
         edge = max(below, default=0.0)
-        t = max(floor, round((edge + t) / 2, 4))
+        t = max(floor, round(edge + min(margin, (t - edge) / 2), 4))
         c = confusion(sc, y, t)
         out.append(
             Calibration(
@@ -436,6 +447,9 @@ class EvalOptions(BaseModel):
     concurrency: int = 8
     calibrations: list[Calibration] | None = None
     rubric_dirs: list[Path] = Field(default_factory=list)
+    baseline: bool = Field(
+        True, description="also judge every interaction alone (calibration skips it)"
+    )
 
 
 async def run_eval(
@@ -483,10 +497,12 @@ async def run_eval(
             on_stage("baseline")
             tb = time.perf_counter()
             hier = hierarchical_scores(store, judge)
-            singles = single_interaction_aggregates(store, backend)
-            base, base_tokens = await baseline_scores(
-                singles, rubrics, judge, cals, options.concurrency
-            )
+            base, base_tokens = Scores(), 0
+            if options.baseline:
+                singles = single_interaction_aggregates(store, backend)
+                base, base_tokens = await baseline_scores(
+                    singles, rubrics, judge, cals, options.concurrency
+                )
             t_base = round(time.perf_counter() - tb, 2)
             camp = campaign_metrics(store, labels, judge)
             n = store.con.execute("SELECT count(*) FROM interactions").fetchone()[0]

@@ -86,7 +86,8 @@ class LabelledSpec(BaseModel):
     lookalikes_per_category: int = Field(5, ge=0, description="benign hard negatives")
     single_harm_accounts: int = Field(6, ge=0, description="harmful in one interaction")
     days: int = Field(14, ge=7)
-    anthropic_share: float = Field(0.5, ge=0, le=1)
+    anthropic_share: float = Field(0.5, ge=0, le=1, description="of those not rendered as OTLP")
+    otlp_share: float = Field(0.15, ge=0, le=1, description="rendered as OTLP GenAI spans")
 
 
 class AccountLabel(BaseModel):
@@ -540,7 +541,9 @@ class _Builder:
         self.rng = random.Random(spec.seed)
         self.envelopes: list[dict[str, Any]] = []
         self.labels: list[AccountLabel] = []
-        self.cspec = CorpusSpec(seed=spec.seed, anthropic_share=spec.anthropic_share)
+        self.cspec = CorpusSpec(
+            seed=spec.seed, anthropic_share=spec.anthropic_share, otlp_share=spec.otlp_share
+        )
         self.n = 0
 
     def new_account(self, rng: random.Random) -> tuple[str, dict[str, str]]:
@@ -761,6 +764,44 @@ def _brand_channels(b: _Builder, rng: random.Random) -> None:
     b.label(aid, "benign", f"{brand} posting its news to its own channels", lookalike_of="spam")
 
 
+SHARE_LINES = [
+    "I wrote up how I {did} this year, with photos and the mistakes: {url}. Happy to answer "
+    "questions here.",
+    "Long time lurker. I finally put my notes on {did} in one place, {url}, in case it saves "
+    "someone a weekend.",
+    "Not selling anything, just a write-up of {did} on my blog ({url}). Feedback welcome.",
+    "Since this comes up a lot: {url} is my step-by-step on {did}, including what went wrong.",
+]
+PROJECTS = [
+    "rebuilding an old lathe",
+    "setting up a rain barrel system",
+    "restoring a 1970s receiver",
+    "brewing a clean lager at home",
+    "building a small home server",
+]
+
+
+def _author(b: _Builder, rng: random.Random) -> None:
+    """Shares a link to their own write-up in the few communities it fits, in their own words.
+
+    The look-alike of link spam: one outbound link on several sites, but once per site, among
+    many ordinary posts, with no repeated text.
+    """
+    aid, who = b.new_account(rng)
+    did = rng.choice(PROJECTS)
+    name = who["handle"].replace("_", "").replace(".", "")
+    blog = f"https://{name}-{rng.choice(['makes', 'notes', 'bench'])}.example"
+    url = f"{blog}/{did.split()[0]}-{rng.randrange(10, 99)}"
+    day = rng.randrange(b.spec.days - 2)
+    for site in rng.sample(FORUMS, rng.randrange(2, 5)):
+        text = rng.choice(SHARE_LINES).format(did=did, url=url)
+        b.emit(
+            rng, who, b.day_time(rng, day + rng.randrange(3)), errand_post(rng, site, text), "reply"
+        )
+    b.ordinary(rng, who, rng.randrange(10, 30))
+    b.label(aid, "benign", "shares a link to their own write-up where it fits", lookalike_of="spam")
+
+
 def _readers(b: _Builder, rng: random.Random, n: int) -> None:
     """Regulars who comment under the same big stories, each in their own words."""
     site = rng.choice(NEWS)
@@ -968,6 +1009,7 @@ def generate(spec: LabelledSpec) -> tuple[list[dict[str, Any]], list[AccountLabe
     makers: list[Callable[[], None]] = [
         lambda: _support_agent(b, rng),
         lambda: _brand_channels(b, rng),
+        lambda: _author(b, rng),
         lambda: _avid_reviewer(b, rng),
         lambda: _social_manager(b, rng),
         lambda: _qa(b, rng, "signup"),

@@ -132,6 +132,13 @@ class RollupFacets(BaseModel):
     personal_data: Evidence = Field(
         default_factory=Evidence, description="personal data items read or written down"
     )
+    link_sites: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="host a posted text links to -> site it was posted on -> posts",
+    )
+    link_posts: dict[str, Evidence] = Field(
+        default_factory=dict, description="host a posted text links to -> the posts carrying it"
+    )
 
     @classmethod
     def from_summary(
@@ -173,6 +180,14 @@ class RollupFacets(BaseModel):
             for p in facets.posted
         ]
         out.content = merge_groups(groups)
+        for p in facets.posted:
+            for host in link_hosts(p.text):
+                if p.target and same_site(host, p.target):
+                    continue  # a site linking to itself is not promotion elsewhere
+                site = p.target or "?"
+                per_site = out.link_sites.setdefault(host, {})
+                per_site[site] = per_site.get(site, 0) + 1
+                out.link_posts.setdefault(host, _ev(interaction_id, 0)).n += 1
         if facets.errors:
             out.errors = _ev(interaction_id, facets.errors)
         if facets.refusals:
@@ -211,6 +226,11 @@ class RollupFacets(BaseModel):
             out.errors.add(p.errors)
             out.refusals.add(p.refusals)
             out.personal_data.add(p.personal_data)
+            for host, sites in p.link_sites.items():
+                into = out.link_sites.setdefault(host, {})
+                for site, c in sites.items():
+                    into[site] = into.get(site, 0) + c
+            _merge_map(out.link_posts, p.link_posts)
         out.starts = sorted(starts)
         out.content = merge_groups(groups)
         return out
@@ -236,6 +256,9 @@ class RollupFacets(BaseModel):
         all_domain_n = sum(e.n for e in self.domains.values())
         nonprod_n = sum(e.n for d, e in self.domains.items() if nonproduction_host(d))
         post_domains = {d for g in self.content for d in g.domains}
+        dup_domains = len({d for g in dup_groups for d in g.domains})
+        link_max_sites = max((len(s) for s in self.link_sites.values()), default=0)
+        top_link_posts = max((e.n for e in self.link_posts.values()), default=0)
         return {
             "interactions": self.n_interactions,
             "unsummarized": self.unsummarized,
@@ -254,7 +277,10 @@ class RollupFacets(BaseModel):
             else 0.0,
             "duplicate_group_max_domains": max((len(g.domains) for g in dup_groups), default=0),
             "duplicate_group_max_accounts": max((len(g.accounts) for g in dup_groups), default=0),
-            "duplicate_domains": len({d for g in dup_groups for d in g.domains}),
+            "duplicate_domains": dup_domains,
+            "outlink_max_sites": link_max_sites,
+            "outlink_top_share": round(top_link_posts / posts, 3) if posts else 0.0,
+            "promotion_sites": max(dup_domains, link_max_sites),
             "signups": signups,
             "signup_identities": len([i for i in self.identities if i.startswith("[EMAIL:")]),
             "logins": logins,
@@ -310,6 +336,58 @@ _NONPROD_HOST = re.compile(
     r"(:\d+)?$",
     re.I,
 )
+
+
+_LINK = re.compile(
+    r"(?<![\w@.-])(https?://)?((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+([a-z]{2,24}))"
+    r"(?=(/|:\d|[\s),;!?\"']|\.(?:\s|$)|$))(/)?",
+    re.I,
+)
+# Without a scheme or a path, "word.word" is a link only on a TLD people type bare.
+_BARE_TLDS = frozenset(
+    [
+        "com",
+        "net",
+        "org",
+        "io",
+        "co",
+        "shop",
+        "store",
+        "example",
+        "info",
+        "biz",
+        "app",
+        "me",
+        "ly",
+        "gg",
+        "tv",
+        "xyz",
+        "online",
+        "site",
+        "link",
+    ]
+)
+
+
+def link_hosts(text: str) -> set[str]:
+    """Hosts a posted text links to (`https://a.example/x`, `a.example/x`, `www.a.com`).
+
+    Redaction leaves links alone, so this reads the redacted text the summary keeps. Bare
+    `word.word` counts only on a common TLD, so file names like `config.yaml` are not links.
+    """
+    out = set()
+    for m in _LINK.finditer(text):
+        host = m.group(2).lower()
+        if m.group(1) or m.group(5) or host.startswith("www.") or m.group(3).lower() in _BARE_TLDS:
+            out.add(host.removeprefix("www."))
+    return out
+
+
+def same_site(host: str, target: str) -> bool:
+    """Whether a link host and the page it was posted on are one site (sub-domains included)."""
+    site = target.split("/", 1)[0].lower().split(":", 1)[0]
+    a, b = host.split("."), site.split(".")
+    return a[-2:] == b[-2:] if len(a) >= 2 and len(b) >= 2 else host == site
 
 
 def specific_target(target: str) -> bool:

@@ -11,8 +11,9 @@ every link so a reviewer (and the judges) can weigh it.
 
 Link strengths, on a 0..1 scale with a link at 1.0 or more:
 - content: near-duplicate posts (MinHash similarity >= 0.6) made by several accounts: 1.0
-  when the group holds five or more posts, or three or more that are at least a tenth of its
-  accounts' posts; else 0.5 (people do write the same stock sentence now and then);
+  when the group holds five or more posts, or three or more that are at least a tenth of the
+  posts of most of its accounts (the lower median: for two accounts, of both); else 0.5
+  (people do write the same stock sentence now and then);
 - identity: the same email, login or credential pseudonym used by both: 1.0;
 - target: specific pages (things, not function pages like /login) visited by both and by
   few others: 1.0 for three or more shared, 0.5 for two, and only when the shared pages are
@@ -20,7 +21,9 @@ Link strengths, on a 0..1 scale with a link at 1.0 or more:
   (a*b/U for accounts with a and b targets out of U): two busy shoppers share product pages
   by chance, a campaign shares most of its targets;
 - timing: active in the same five-minute buckets, repeatedly, when few others are: 0.5.
-Weak evidence alone never links two accounts; a busy hour is not a conspiracy.
+Weak evidence alone never links two accounts; a busy hour is not a conspiracy. Weak pieces
+that add up to a link between two accounts can attach a lone account to a group but never
+bridge two groups that strong evidence holds together (see `group_accounts`).
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
         cap = rare_cap(n_accounts)
         weight: dict[tuple[str, str], float] = defaultdict(float)
         evidence: dict[tuple[str, str], list[CampaignLink]] = defaultdict(list)
+        alone: set[tuple[str, str]] = set()  # pairs with one piece of evidence strong alone
         links: list[CampaignLink] = []
 
         # Identities shared by a few accounts.
@@ -131,7 +135,7 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
                 per_account[info[m][0]] += info[m][3]
             shares = sorted(per_account[a] / max(1, posts_by[a]) for a in accounts)
             if n_posts >= CONTENT_MIN_POSTS or (
-                n_posts >= 3 and shares[len(shares) // 2] >= CONTENT_MIN_SHARE
+                n_posts >= 3 and shares[(len(shares) - 1) // 2] >= CONTENT_MIN_SHARE
             ):
                 links.append(link)
             else:
@@ -161,6 +165,8 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
             if len(shared) / min(na, nb) < TARGET_MIN_SHARE or len(shared) < TARGET_LIFT * expected:
                 continue
             weight[a, b] += 1.0 if len(shared) >= TARGET_MIN_SHARED else WEAK
+            if len(shared) >= TARGET_MIN_SHARED:
+                alone.add((a, b))
             evidence[a, b].append(
                 CampaignLink(
                     kind="target",
@@ -195,28 +201,13 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
     finally:
         con.execute("DROP TABLE IF EXISTS _tw_f")
 
-    # Strong links join all their accounts at once (no pairs: a post shared by a thousand
-    # accounts is one link, not half a million); weak evidence adds up per pair.
-    accounts = sorted(
-        {a for pair in weight for a in pair} | {a for lk in links for a in lk.accounts}
-    )
-    index = {a: i for i, a in enumerate(accounts)}
-    uf = UnionFind(len(accounts))
-    for link in links:
-        for a in link.accounts[1:]:
-            uf.union(index[link.accounts[0]], index[a])
-    strong_pairs = [pair for pair, w in weight.items() if w >= 1.0 - 1e-9]
-    for a, b in strong_pairs:
-        uf.union(index[a], index[b])
+    groups, strong_pairs = group_accounts(links, weight, alone)
     out = []
-    for members in uf.groups():
-        if len(members) < 2:
-            continue
-        names = sorted(accounts[m] for m in members)
+    for names in groups:
         inside = set(names)
         kept = [lk for lk in links if lk.accounts[0] in inside]
         for pair in strong_pairs:
-            if pair[0] in inside:
+            if pair[0] in inside and pair[1] in inside:
                 kept.extend(evidence[pair])
         # Weaker evidence between members is shown too, though it did not link them alone.
         for pair, lks in evidence.items():
@@ -230,6 +221,51 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
         )
     out.sort(key=lambda c: (-len(c.accounts), c.accounts))
     return out
+
+
+def group_accounts(
+    links: list[CampaignLink],
+    weight: dict[tuple[str, str], float],
+    alone: set[tuple[str, str]],
+) -> tuple[list[list[str]], list[tuple[str, str]]]:
+    """Accounts joined into candidate campaigns, and the pairs that reached the bar.
+
+    Strong links join all their accounts at once (no pairs: a post shared by a thousand
+    accounts is one link, not half a million), as do pairs with one piece of evidence strong
+    alone (`alone`). Pairs that reach the bar only by adding up weak evidence (a stock
+    sentence and a busy five minutes) may attach a lone account or pair up two, but never
+    bridge two groups that are each held together by strong evidence: that is how chance
+    chains a bystander's circle into a campaign.
+    """
+    accounts = sorted(
+        {a for pair in weight for a in pair} | {a for lk in links for a in lk.accounts}
+    )
+    index = {a: i for i, a in enumerate(accounts)}
+    uf = UnionFind(len(accounts))
+    for link in links:
+        for a in link.accounts[1:]:
+            uf.union(index[link.accounts[0]], index[a])
+    strong_pairs = sorted(pair for pair, w in weight.items() if w >= 1.0 - 1e-9)
+    for a, b in strong_pairs:
+        if (a, b) in alone:
+            uf.union(index[a], index[b])
+    size: dict[int, int] = {}
+    for members in uf.groups():
+        size[uf.find(members[0])] = len(members)
+    joined = []
+    for a, b in strong_pairs:
+        if (a, b) in alone:
+            joined.append((a, b))
+            continue
+        ra, rb = uf.find(index[a]), uf.find(index[b])
+        if ra != rb and min(size[ra], size[rb]) > 1:
+            continue
+        joined.append((a, b))
+        if ra != rb:
+            uf.union(ra, rb)
+            size[uf.find(ra)] = size[ra] + size[rb]
+    groups = [sorted(accounts[m] for m in members) for members in uf.groups() if len(members) > 1]
+    return groups, joined
 
 
 _ORDER = {"content": 0, "identity": 1, "target": 2, "timing": 3}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import platform
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -50,6 +52,16 @@ def eval_cmd(
     keep: Annotated[
         Path | None, typer.Option(help="Keep the scratch corpus and database in this folder.")
     ] = None,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the results as the README's tables.")
+    ] = False,
+    write_readme: Annotated[
+        Path | None,
+        typer.Option(
+            help="Replace the results section of this README (between its eval-results "
+            "markers) with the tables; what `make results` does."
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Run the whole pipeline on a labelled corpus and print detection metrics, beside the
@@ -64,6 +76,8 @@ def eval_cmd(
 
     if not corpus and not generate:
         raise _fail("say what to evaluate: --corpus DIR or --generate [--seed N]")
+    if write_readme is not None and not write_readme.is_file():
+        raise _fail(f"{write_readme}: no such file")
     with tempfile.TemporaryDirectory(prefix="tracewatch-eval-key-") as tmp:
         backend = _backend(str(Path(tmp) / "eval.duckdb"), summarizer, model, vllm_url)
         try:
@@ -94,6 +108,25 @@ def eval_cmd(
             asyncio.run(backend.aclose())
     if json:
         _print_json(report.model_dump(mode="json"))
+        return
+    if markdown or write_readme:
+        from tracewatch.eval.results_markdown import render
+        from tracewatch.eval.results_markdown import write_readme as write_section
+
+        what = f"--corpus {corpus}" if corpus else f"--generate --seed {seed}"
+        section = render(
+            report,
+            f"tracewatch eval {what} --summarizer {summarizer} --judge {judge}",
+            f"{os.cpu_count()} CPUs, no GPU" if summarizer == "embedded" else platform.node(),
+        )
+        if write_readme:
+            try:
+                write_section(write_readme, section)
+            except ValueError as exc:
+                raise _fail(str(exc)) from None
+            err.print(f"results written into {write_readme}")
+        if markdown:
+            print(section, end="")
         return
     print_report(report)
 
@@ -192,7 +225,13 @@ def print_report(report) -> None:  # type: ignore[no-untyped-def]
 
 
 def calibrate_cmd(
-    seed: Annotated[int, typer.Option(help="Seed of the generated calibration corpus.")] = 3,
+    seed: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Seed of a generated calibration corpus; repeat to pool several "
+            "(default: 3, 4 and 5)."
+        ),
+    ] = None,
     target_fpr: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="Account-level FPR budget, split over rubrics.")
     ] = 0.01,
@@ -202,12 +241,14 @@ def calibrate_cmd(
     ] = False,
     json: JsonOption = False,
 ) -> None:
-    """Choose each rubric's threshold on a generated labelled corpus for a target FPR.
+    """Choose each rubric's threshold on generated labelled corpora for a target FPR.
 
+    The corpora of all seeds are pooled: a few positives per rubric per corpus say little
+    about where the next corpus's positives fall. Keep the seeds you report figures on out.
     Thresholds are stored with the rubric id and version they were set on; editing a rubric
     (a new version) falls back to its default threshold until it is calibrated again.
     """
-    from tracewatch.eval.harness import EvalOptions, calibrate, run_eval
+    from tracewatch.eval.harness import EvalOptions, Scores, calibrate, run_eval
     from tracewatch.rubrics.loader import (
         CALIBRATION_FILE,
         load_calibrations,
@@ -216,13 +257,20 @@ def calibrate_cmd(
     )
     from tracewatch.rubrics.registry import create_judge
 
+    seeds = seed or [3, 4, 5]
+    scores, labels = Scores(), []
     with tempfile.TemporaryDirectory(prefix="tracewatch-cal-") as tmp:
         backend = _backend(str(Path(tmp) / "eval.duckdb"), "embedded", None, "")
         j = create_judge("signals", backend)
-        _, scores, labels = asyncio.run(
-            run_eval(EvalOptions(seed=seed, calibrations=[]), backend, j)
-        )
-    cals = calibrate(scores, labels, load_rubrics(), j.name, target_fpr, f"generate --seed {seed}")
+        for s in seeds:
+            with err.status(f"calibration corpus, seed {s}"):
+                _, one, lab = asyncio.run(
+                    run_eval(EvalOptions(seed=s, calibrations=[], baseline=False), backend, j)
+                )
+            scores.extend(one)
+            labels += lab
+    corpus = "generate --seed " + ",".join(map(str, seeds))
+    cals = calibrate(scores, labels, load_rubrics(), j.name, target_fpr, corpus)
     if write:
         keep = [c for c in load_calibrations() if c.judge != j.name]
         save_calibrations(keep + cals)
@@ -230,7 +278,8 @@ def calibrate_cmd(
         _print_json([c.model_dump(mode="json") for c in cals])
         return
     t = Table(
-        title=f"calibration on seed {seed}, FPR budget {target_fpr} (split over rubrics)",
+        title=f"calibration on seeds {', '.join(map(str, seeds))}, "
+        f"FPR budget {target_fpr} (split over rubrics)",
         title_justify="left",
     )
     for col in ("rubric", "version", "threshold", "FPR", "recall"):

@@ -32,6 +32,7 @@ def judge_signals(agg: Aggregate) -> dict[str, Any]:
     n_accounts = max(1, len(agg.accounts))
     sig["identities_per_account"] = round(sig["account_identities"] / n_accounts, 3)
     sig["duplicate_domains_per_account"] = round(sig["duplicate_domains"] / n_accounts, 3)
+    sig["promotion_sites_per_account"] = round(sig["promotion_sites"] / n_accounts, 3)
     if agg.kind == "campaign":
         # Per-account rubrics read `account_identities` as "identities behind one operator";
         # five people with one login each are not one operator with five.

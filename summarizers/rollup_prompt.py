@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tracewatch.summarizers.prompt import CHARS_PER_TOKEN, FENCE_CLOSE, FENCE_OPEN, _fence_safe
 
-ROLLUP_PROMPT_VERSION = "rollup-v1"
+# v2: rollup facets count the hosts posted texts link to (outlink_* and promotion_sites).
+ROLLUP_PROMPT_VERSION = "rollup-v2"
 TEXT_LIMIT = 1200
 
 
