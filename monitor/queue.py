@@ -493,6 +493,6 @@ def _why(
     left = sorted(set(old_accounts) - set(v.accounts))
     if joined or left:
         why.append(f"accounts +{len(joined)} -{len(left)}")
-    if not v.flagged:
+    if not v.flagged and old_score >= v.threshold:  # said once, when it crosses, not every run
         why.append(f"now below the threshold ({v.score:.2f} < {v.threshold:.2f}); left for review")
     return why

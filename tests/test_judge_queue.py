@@ -200,9 +200,23 @@ def _inject(env: dict) -> dict:
     if "messages" in trace:
         trace["messages"][0]["content"] += INJECTED
         trace["messages"][-1]["content"][0]["text"] += INJECTED
-    else:
+    elif "input" in trace:
         trace["input"][0]["content"][0]["text"] += INJECTED
         trace["input"][-1]["content"][0]["text"] += INJECTED
+    else:  # OTLP GenAI spans: the prompt in every chat span's input, the report in the last
+        spans = trace["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        chats = [sp for sp in spans if sp["name"].startswith("chat")]
+        for sp in chats:
+            for a in sp["attributes"]:
+                if a["key"] == "gen_ai.input.messages":
+                    msgs = orjson.loads(a["value"]["stringValue"])
+                    msgs[0]["parts"][0]["content"] += INJECTED
+                    a["value"]["stringValue"] = orjson.dumps(msgs).decode()
+        for a in chats[-1]["attributes"]:
+            if a["key"] == "gen_ai.output.messages":
+                msgs = orjson.loads(a["value"]["stringValue"])
+                msgs[0]["parts"][0]["content"] += INJECTED
+                a["value"]["stringValue"] = orjson.dumps(msgs).decode()
     return env
 
 
@@ -315,3 +329,28 @@ async def test_llm_judge_fences_the_aggregate_and_keeps_only_real_evidence(
     assert "jo@example.com" not in v.quotes[0].text
     assert v.judge == "llm" and v.model.startswith("vllm:m:") and v.tokens_in == 900
     await backend.aclose()
+
+
+def test_a_case_says_once_that_its_score_fell_below_the_threshold(
+    judged: tuple[Path, dict], tmp_path: Path
+) -> None:
+    import shutil
+
+    from tracewatch.monitor.queue import Queue
+
+    db = tmp_path / "copy.duckdb"  # the module's database is shared with other tests
+    shutil.copy(judged[0], db)
+    with Store(db) as store:
+        q = Queue(store)
+        flagged = next(v for v in read_verdicts(store) if v.flagged)
+        case = next(
+            c for c in q.list() if c.rubric == flagged.rubric_id and flagged.subject == c.subject
+        )
+        lower = flagged.model_copy(update={"score": flagged.threshold / 2, "flagged": False})
+        n0 = len(q.events(case.case_id))
+        q.upsert([lower])
+        notes = [e.note or "" for e in q.events(case.case_id)[n0:]]
+        assert len(notes) == 1 and "now below the threshold" in notes[0], notes
+        q.upsert([lower])  # the same verdict again: nothing new to say
+        assert len(q.events(case.case_id)) == n0 + 1
+        assert q.get(case.case_id).status == "open"  # left for a reviewer, never auto-closed

@@ -159,3 +159,23 @@ async def test_timeout_is_a_recorded_reason(server: str, tmp_path: Path) -> None
     await b.aclose()
     assert report.failed == 1
     assert any("timed out" in r for r in report.failures_by_reason)
+
+
+def test_endpoint_bench_against_real_server(server: str) -> None:
+    """bench/endpoint_bench.py, run as the CLI a user runs, against the real server: every
+    request is accounted for and the figures are consistent with each other."""
+    bench = Path(__file__).resolve().parents[2] / "bench" / "endpoint_bench.py"
+    args = ["--base-url", server, "--model", "tiny", "--requests", "8", "--concurrency", "4"]
+    r = subprocess.run(
+        [sys.executable, str(bench), *args, "--max-tokens", "64", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    f = orjson.loads(r.stdout)
+    assert f["requests"] == 8 and f["ok"] + f["failed"] == 8 and f["ok"] >= 1, f
+    assert 0 < f["latency_p50_s"] <= f["latency_p90_s"] <= f["latency_p99_s"], f
+    assert f["prompt_tokens_per_s"] > 0 and f["requests_per_s"] > 0, f
+    # 64 tokens cannot hold a summary's JSON: the bench must report the cut-off answers
+    assert f["truncated"] >= 1, f
