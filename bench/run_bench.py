@@ -38,8 +38,8 @@ def orjson_parse(path: Path) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-def tracewatch_run(path: Path, db: Path) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS in bytes and the tail of stderr of one `tracewatch run`."""
+def tracewatch_run(path: Path, db: Path) -> tuple[float, int]:
+    """Wall seconds and peak RSS in bytes of one `tracewatch run`."""
     exe = shutil.which("tracewatch", path=str(Path(sys.executable).parent)) or "tracewatch"
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -55,7 +55,7 @@ def tracewatch_run(path: Path, db: Path) -> tuple[float, int, str]:
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"tracewatch run failed ({proc.returncode}):\n{stderr.decode()[-2000:]}")
-    return wall, usage.ru_maxrss * 1024, stderr.decode()[-400:]
+    return wall, usage.ru_maxrss * 1024
 
 
 def main() -> None:
@@ -82,7 +82,7 @@ def main() -> None:
             gen_s = time.perf_counter() - t0
             path = Path(info["path"])
             parsed, parse_s = orjson_parse(path)
-            wall, rss, _ = tracewatch_run(path, Path(tmp) / "bench.duckdb")
+            wall, rss = tracewatch_run(path, Path(tmp) / "bench.duckdb")
             row = {
                 "interactions": info["interactions"],
                 "accounts": info["accounts"],

@@ -668,9 +668,7 @@ def _envelope(
 ) -> dict[str, Any]:
     """Render an errand in one of the wire formats and wrap it in the identity envelope."""
     if spec.otlp_share and rng.random() < spec.otlp_share:
-        trace = render_otlp(errand, rng, start, who["account_id"])
-        root = trace["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
-        end = datetime.fromtimestamp(int(root["endTimeUnixNano"]) / 1e9, UTC)
+        trace, end = render_otlp(errand, rng, start, who["account_id"])
     else:
         use_anthropic = rng.random() < spec.anthropic_share
         trace = render_anthropic(errand, rng) if use_anthropic else render_openai(errand, rng)

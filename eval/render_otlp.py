@@ -57,8 +57,9 @@ def _tool_call(act_kind: str, act: Any) -> tuple[str, dict[str, Any], str]:
 
 def render_otlp(
     errand: Errand, rng: random.Random, start: datetime, account_id: str
-) -> dict[str, Any]:
-    """One trace (one interaction) as an OTLP/JSON ExportTraceServiceRequest body."""
+) -> tuple[dict[str, Any], datetime]:
+    """One trace (one interaction) as an OTLP/JSON ExportTraceServiceRequest body, and when
+    its root span ends."""
     trace_id = rng.randbytes(16).hex()
     root_id = rng.randbytes(8).hex()
     agent = rng.choice(AGENTS)
@@ -143,7 +144,7 @@ def render_otlp(
         ],
         "status": {},
     }
-    return {
+    body = {
         "resourceSpans": [
             {
                 "resource": {
@@ -158,3 +159,4 @@ def render_otlp(
             }
         ]
     }
+    return body, t

@@ -136,9 +136,6 @@ class RollupFacets(BaseModel):
         default_factory=dict,
         description="host a posted text links to -> site it was posted on -> posts",
     )
-    link_posts: dict[str, Evidence] = Field(
-        default_factory=dict, description="host a posted text links to -> the posts carrying it"
-    )
 
     @classmethod
     def from_summary(
@@ -187,7 +184,6 @@ class RollupFacets(BaseModel):
                 site = p.target or "?"
                 per_site = out.link_sites.setdefault(host, {})
                 per_site[site] = per_site.get(site, 0) + 1
-                out.link_posts.setdefault(host, _ev(interaction_id, 0)).n += 1
         if facets.errors:
             out.errors = _ev(interaction_id, facets.errors)
         if facets.refusals:
@@ -230,7 +226,6 @@ class RollupFacets(BaseModel):
                 into = out.link_sites.setdefault(host, {})
                 for site, c in sites.items():
                     into[site] = into.get(site, 0) + c
-            _merge_map(out.link_posts, p.link_posts)
         out.starts = sorted(starts)
         out.content = merge_groups(groups)
         return out
@@ -258,7 +253,7 @@ class RollupFacets(BaseModel):
         post_domains = {d for g in self.content for d in g.domains}
         dup_domains = len({d for g in dup_groups for d in g.domains})
         link_max_sites = max((len(s) for s in self.link_sites.values()), default=0)
-        top_link_posts = max((e.n for e in self.link_posts.values()), default=0)
+        top_link_posts = max((sum(s.values()) for s in self.link_sites.values()), default=0)
         return {
             "interactions": self.n_interactions,
             "unsummarized": self.unsummarized,

@@ -164,8 +164,9 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
             expected = na * nb / max(1, universe)
             if len(shared) / min(na, nb) < TARGET_MIN_SHARE or len(shared) < TARGET_LIFT * expected:
                 continue
-            weight[a, b] += 1.0 if len(shared) >= TARGET_MIN_SHARED else WEAK
-            if len(shared) >= TARGET_MIN_SHARED:
+            strong = len(shared) >= TARGET_MIN_SHARED
+            weight[a, b] += 1.0 if strong else WEAK
+            if strong:
                 alone.add((a, b))
             evidence[a, b].append(
                 CampaignLink(
@@ -201,22 +202,21 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
     finally:
         con.execute("DROP TABLE IF EXISTS _tw_f")
 
-    groups, strong_pairs = group_accounts(links, weight, alone)
+    groups, _ = group_accounts(links, weight, alone)
     out = []
     for names in groups:
         inside = set(names)
         kept = [lk for lk in links if lk.accounts[0] in inside]
-        for pair in strong_pairs:
-            if pair[0] in inside and pair[1] in inside:
-                kept.extend(evidence[pair])
-        # Weaker evidence between members is shown too, though it did not link them alone.
-        for pair, lks in evidence.items():
-            if pair not in strong_pairs and pair[0] in inside and pair[1] in inside:
+        # Every pair's evidence between members, whether or not it linked them on its own.
+        for (a, b), lks in evidence.items():
+            if a in inside and b in inside:
                 kept.extend(lks)
         out.append(
             Campaign(
                 accounts=names,
-                links=sorted(kept, key=lambda lk: (_ORDER[lk.kind], -len(lk.accounts), lk.key)),
+                links=sorted(
+                    kept, key=lambda lk: (_ORDER[lk.kind], -len(lk.accounts), lk.key, lk.accounts)
+                ),
             )
         )
     out.sort(key=lambda c: (-len(c.accounts), c.accounts))

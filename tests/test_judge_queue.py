@@ -207,17 +207,18 @@ def _inject(env: dict) -> dict:
         spans = trace["resourceSpans"][0]["scopeSpans"][0]["spans"]
         chats = [sp for sp in spans if sp["name"].startswith("chat")]
         for sp in chats:
-            for a in sp["attributes"]:
-                if a["key"] == "gen_ai.input.messages":
-                    msgs = orjson.loads(a["value"]["stringValue"])
-                    msgs[0]["parts"][0]["content"] += INJECTED
-                    a["value"]["stringValue"] = orjson.dumps(msgs).decode()
-        for a in chats[-1]["attributes"]:
-            if a["key"] == "gen_ai.output.messages":
-                msgs = orjson.loads(a["value"]["stringValue"])
-                msgs[0]["parts"][0]["content"] += INJECTED
-                a["value"]["stringValue"] = orjson.dumps(msgs).decode()
+            _inject_message(sp, "gen_ai.input.messages")
+        _inject_message(chats[-1], "gen_ai.output.messages")
     return env
+
+
+def _inject_message(span: dict, key: str) -> None:
+    """Append the injection to the first message of a span's JSON-string messages attribute."""
+    for a in span["attributes"]:
+        if a["key"] == key:
+            msgs = orjson.loads(a["value"]["stringValue"])
+            msgs[0]["parts"][0]["content"] += INJECTED
+            a["value"]["stringValue"] = orjson.dumps(msgs).decode()
 
 
 def test_text_telling_the_judge_the_account_is_benign_changes_no_verdict(tmp_path: Path) -> None:
