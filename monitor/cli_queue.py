@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import nullcontext
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from tracewatch.monitor.cli_common import (
     DbOption,
@@ -25,6 +28,7 @@ from tracewatch.monitor.cli_common import (
 )
 from tracewatch.monitor.judge import JudgeReport
 from tracewatch.monitor.queue import ACTIONS, STATUSES, Case, Queue, QueueError
+from tracewatch.monitor.reports.render import STATUS_STYLE, Responsive
 
 queue_app = typer.Typer(
     help="The enforcement queue: cases opened by the judges, worked by reviewers. "
@@ -161,6 +165,41 @@ def _case_json(c: Case) -> dict[str, object]:
     }
 
 
+def _cases_view(cases: list[Case]) -> Responsive:
+    """A table when there is room; below that, two lines per case so no column is squeezed."""
+    wide = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for col in ("case", "status", "rubric", "severity", "score", "prio", "subject", "window"):
+        wide.add_column(col, overflow="fold", no_wrap=col in ("case", "score", "prio"))
+    narrow = Table.grid(padding=(0, 0))
+    narrow.add_column(overflow="fold")
+    for c in cases:
+        subject = c.subject if c.subject_type == "account" else f"{c.subject} ({len(c.accounts)})"
+        window = f"{c.window_start:%Y-%m-%d}..{c.window_end - timedelta(seconds=1):%m-%d}"
+        status = Text(c.status, style=STATUS_STYLE.get(c.status, ""))
+        wide.add_row(
+            c.case_id,
+            status,
+            c.rubric,
+            c.severity,
+            f"{c.score:.2f}",
+            f"{c.priority:.1f}",
+            subject,
+            window,
+        )
+        narrow.add_row(
+            Text.assemble(
+                (c.case_id, "bold"),
+                "  ",
+                status,
+                f"  {c.rubric}  {c.severity}  score ",
+                (f"{c.score:.2f}", "bold"),
+                f"  prio {c.priority:.1f}",
+            )
+        )
+        narrow.add_row(Text(f"    {subject}  {window}", style="dim"))
+    return Responsive(narrow, wide)
+
+
 @queue_app.command("list")
 def queue_list(
     status: Annotated[
@@ -187,22 +226,8 @@ def queue_list(
     if not cases:
         out.print("no cases; run [bold]tracewatch judge[/] (or tracewatch run) first")
         return
-    t = Table(title=f"{len(cases)} case(s)", title_justify="left")
-    for col in ("case", "status", "rubric", "severity", "score", "priority", "subject", "window"):
-        t.add_column(col, overflow="fold")
-    for c in cases:
-        subject = c.subject if c.subject_type == "account" else f"{c.subject} ({len(c.accounts)})"
-        t.add_row(
-            c.case_id,
-            c.status,
-            c.rubric,
-            c.severity,
-            f"{c.score:.2f}",
-            f"{c.priority:.1f}",
-            subject,
-            f"{c.window_start:%Y-%m-%d}..{c.window_end:%m-%d}",
-        )
-    out.print(t)
+    out.print(f"{len(cases)} case(s), highest priority first")
+    out.print(_cases_view(cases))
 
 
 @queue_app.command("show")

@@ -66,7 +66,12 @@ class JudgeReport(BaseModel):
 
 
 def read_aggregates(
-    store: Store, kinds: Sequence[str], backend: str | None = None, model: str | None = None
+    store: Store,
+    kinds: Sequence[str],
+    backend: str | None = None,
+    model: str | None = None,
+    ids: Sequence[str] | None = None,
+    account: str | None = None,
 ) -> list[Aggregate]:
     sql = (
         "SELECT aggregate_id, kind, subject, window_size, window_start, window_end, accounts,"
@@ -80,6 +85,12 @@ def read_aggregates(
     if model:
         sql += " AND model = ?"
         params.append(model)
+    if ids is not None:
+        sql += " AND aggregate_id IN (SELECT unnest(?))"
+        params.append(list(ids))
+    if account is not None:
+        sql += " AND list_contains(accounts, ?)"
+        params.append(account)
     out = []
     for r in store.con.execute(sql + " ORDER BY kind, subject, window_start", params).fetchall():
         out.append(
