@@ -53,6 +53,7 @@ from tracewatch.monitor.cli_queue import (
     queue_app,
 )
 from tracewatch.monitor.cli_report import report_app
+from tracewatch.monitor.cli_serve import serve_cmd
 from tracewatch.monitor.ingest import TRACE_SUFFIXES, IngestOptions, PathError, ingest, input_size
 from tracewatch.monitor.store import Store
 from tracewatch.trace_adapters import DetectionError, all_adapters
@@ -79,6 +80,7 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(queue_app, name="queue")
 app.add_typer(report_app, name="report")
+app.command("serve")(serve_cmd)
 app.command("judge")(judge_cmd)
 app.command("eval")(eval_cmd)
 app.command("calibrate")(calibrate_cmd)

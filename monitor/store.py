@@ -246,6 +246,33 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
 ]
+MIGRATIONS.append(
+    (
+        5,
+        "receiver: webhook deliveries seen (idempotency), OTLP spans waiting for their trace",
+        [
+            """CREATE TABLE webhook_receipts (
+                webhook_id VARCHAR PRIMARY KEY,
+                sender VARCHAR NOT NULL,
+                received_at TIMESTAMPTZ NOT NULL,
+                records INTEGER NOT NULL,
+                stored INTEGER NOT NULL,
+                quarantined INTEGER NOT NULL
+            )""",
+            """CREATE TABLE pending_spans (
+                trace_id VARCHAR NOT NULL,
+                span_id VARCHAR NOT NULL,
+                sender VARCHAR NOT NULL,
+                is_root BOOLEAN NOT NULL,
+                received_at TIMESTAMPTZ NOT NULL,
+                resource JSON,
+                scope JSON,
+                span JSON NOT NULL,
+                PRIMARY KEY (trace_id, span_id)
+            )""",
+        ],
+    )
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -379,8 +406,9 @@ class Store:
             if "lock" in msg.lower():
                 raise StoreError(
                     f"{self.path}: the database is in use by another tracewatch process "
-                    "(DuckDB allows one writer). Stop it, use another --db, or send the "
-                    f"traces through its webhook instead. ({msg.splitlines()[0]})"
+                    "(DuckDB allows one writing process; `tracewatch serve` holds its database "
+                    "while it runs). Stop it, use another --db, or send the traces to the "
+                    f"server's /v1/interactions instead. ({msg.splitlines()[0]})"
                 ) from exc
             raise StoreError(f"{self.path}: cannot open the database: {msg}") from exc
         except duckdb.Error as exc:
@@ -398,6 +426,17 @@ class Store:
 
     def close(self) -> None:
         self.con.close()
+
+    def cursor(self) -> Store:
+        """A second connection to this open database, for another thread of this process.
+
+        DuckDB lets one process write, through as many connections as it likes; this is how
+        the server's request writer and its background worker share one file.
+        """
+        other = object.__new__(Store)
+        other.path = self.path
+        other.con = self.con.cursor()
+        return other
 
     # -- schema -------------------------------------------------------------------------
 
@@ -449,43 +488,53 @@ class Store:
         rejected: Sequence[Rejected] = (),
     ) -> BatchResult:
         """Store interactions (with their source file and line) and rejects, atomically."""
-        now = datetime.now(UTC)
-        rejected = list(rejected)
         self.con.execute("BEGIN TRANSACTION")
         try:
-            known: dict[str, str] = {}
-            if items:
-                ids = pa.table(
-                    {"interaction_id": pa.array([i[0].interaction_id for i in items], pa.string())}
-                )
-                self.con.register("_tw_ids", ids)
-                known = dict(
-                    self.con.execute(
-                        "SELECT DISTINCT i.interaction_id, i.content_hash FROM interactions i "
-                        "JOIN _tw_ids b USING (interaction_id)"
-                    ).fetchall()
-                )
-                self.con.unregister("_tw_ids")
-            new: list[tuple[Interaction, str | None, int | None]] = []
-            conflicts = 0
-            for item in items:
-                inter = item[0]
-                stored = known.get(inter.interaction_id)
-                if stored is None:
-                    known[inter.interaction_id] = inter.content_hash
-                    new.append(item)
-                elif stored != inter.content_hash:
-                    # Same id, different content: dropping it as a duplicate would lose data.
-                    conflicts += 1
-                    rejected.append(_conflict(item, stored))
-            if new:
-                self._insert_interactions(new, now)
-            inserted = len(new)
-            q_new, q_repeat = self._insert_quarantine(rejected, now)
+            result = self.write_batch_in_transaction(items, rejected)
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
             raise
+        return result
+
+    def write_batch_in_transaction(
+        self,
+        items: Sequence[tuple[Interaction, str | None, int | None]],
+        rejected: Sequence[Rejected] = (),
+    ) -> BatchResult:
+        """`write_batch` inside a transaction the caller holds, so that the caller can commit
+        something else (a webhook receipt, the removal of assembled spans) with it."""
+        now = datetime.now(UTC)
+        rejected = list(rejected)
+        known: dict[str, str] = {}
+        if items:
+            ids = pa.table(
+                {"interaction_id": pa.array([i[0].interaction_id for i in items], pa.string())}
+            )
+            self.con.register("_tw_ids", ids)
+            known = dict(
+                self.con.execute(
+                    "SELECT DISTINCT i.interaction_id, i.content_hash FROM interactions i "
+                    "JOIN _tw_ids b USING (interaction_id)"
+                ).fetchall()
+            )
+            self.con.unregister("_tw_ids")
+        new: list[tuple[Interaction, str | None, int | None]] = []
+        conflicts = 0
+        for item in items:
+            inter = item[0]
+            stored = known.get(inter.interaction_id)
+            if stored is None:
+                known[inter.interaction_id] = inter.content_hash
+                new.append(item)
+            elif stored != inter.content_hash:
+                # Same id, different content: dropping it as a duplicate would lose data.
+                conflicts += 1
+                rejected.append(_conflict(item, stored))
+        if new:
+            self._insert_interactions(new, now)
+        inserted = len(new)
+        q_new, q_repeat = self._insert_quarantine(rejected, now)
         return BatchResult(
             inserted=inserted,
             duplicates=len(items) - inserted - conflicts,

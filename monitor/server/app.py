@@ -1,0 +1,272 @@
+"""The ASGI app: webhook and OTLP receivers, health, readiness and metrics.
+
+Order of work for every POST: size cap (413), authentication (401), backpressure (429),
+parse (400, the payload quarantined), then the write on the single writer thread, and only
+after its commit the 2xx. Nothing touches the database before authentication succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from tracewatch.monitor.ingest import Record, _keep
+from tracewatch.monitor.server.auth import AuthError, verify_bearer, verify_webhook
+from tracewatch.monitor.server.config import ServeConfig
+from tracewatch.monitor.server.inbox import Inbox, build
+from tracewatch.monitor.server.metrics import Metrics
+from tracewatch.monitor.server.otlp import OtlpError, decode, span_rows
+from tracewatch.monitor.server.worker import Worker
+from tracewatch.monitor.store import Rejected, Store
+
+log = logging.getLogger("tracewatch.server")
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, reason: str, message: str, **headers: str) -> None:
+        super().__init__(message)
+        self.status, self.reason, self.headers = status, reason, headers
+
+
+class Server:
+    """The state one app holds: the database, its writer thread, the worker, the metrics."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.store = Store(config.db)
+        self.inbox = Inbox(self.store)
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracewatch-writer")
+        self.waiting = 0
+        self.worker = Worker(config, self.writer, self.inbox, self.store.cursor(), self.metrics)
+
+    async def write(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a write on the single writer thread; refuse rather than queue without bound."""
+        if self.waiting >= self.config.max_waiting:
+            raise Refusal(
+                429,
+                "backpressure",
+                "too many requests waiting to be written",
+                **{"Retry-After": "1"},
+            )
+        self.waiting += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
+        finally:
+            self.waiting -= 1
+
+    def check_backlog(self) -> None:
+        if self.worker.backlog >= self.config.max_backlog:
+            retry = str(max(5, int(self.config.process_every_s * 2)))
+            raise Refusal(
+                429,
+                "backlog",
+                f"{self.worker.backlog} interactions and spans are waiting to be processed "
+                f"(limit {self.config.max_backlog})",
+                **{"Retry-After": retry},
+            )
+
+    def close(self) -> None:
+        self.worker.close()
+        self.writer.shutdown(wait=True)
+        self.worker.store.close()
+        self.store.close()
+
+
+async def read_body(request: Request, cap: int) -> bytes:
+    """The body, refused with 413 as soon as it passes the cap (also after decompression)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise Refusal(413, "too_large", f"body of {declared} bytes is over the {cap}-byte cap")
+    chunks, n = [], 0
+    async for chunk in request.stream():
+        n += len(chunk)
+        if n > cap:
+            raise Refusal(413, "too_large", f"body is over the {cap}-byte cap")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").lower()
+    if encoding in ("gzip", "deflate"):
+        try:
+            d = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+            body = d.decompress(body, cap + 1)
+        except zlib.error as exc:
+            raise Refusal(
+                400, "bad_encoding", f"cannot {encoding}-decode the body: {exc}"
+            ) from None
+        if len(body) > cap or d.unconsumed_tail:
+            raise Refusal(413, "too_large", f"decompressed body is over the {cap}-byte cap")
+    elif encoding not in ("", "identity"):
+        raise Refusal(415, "bad_encoding", f"unsupported content-encoding {encoding!r}")
+    return body
+
+
+def webhook_records(body: bytes, webhook_id: str) -> list[Record]:
+    """One envelope, a JSON array of them, or NDJSON; anything else is one unreadable record."""
+    source = f"webhook:{webhook_id}"
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        lines = [ln for ln in body.splitlines() if ln.strip()]
+        if len(lines) < 2:
+            return [Record(source, 1, _keep(body), error=f"body is not JSON or NDJSON: {exc}")]
+        out = []
+        for n, line in enumerate(lines, 1):
+            try:
+                out.append(Record(source, n, None, doc=orjson.loads(line)))
+            except orjson.JSONDecodeError as e:
+                out.append(Record(source, n, _keep(line), error=f"line {n} is not JSON: {e}"))
+        return out
+    if isinstance(doc, list):
+        return [Record(source, n, None, doc=item) for n, item in enumerate(doc, 1)]
+    return [Record(source, 1, None, doc=doc)]
+
+
+def create_app(config: ServeConfig) -> FastAPI:
+    server = Server(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        server.worker.start()
+        log.info("tracewatch serving %s", config.db)
+        try:
+            yield
+        finally:
+            server.close()
+
+    app = FastAPI(title="tracewatch receiver", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.server = server
+    m = server.metrics
+
+    def answer(endpoint: str, status: int, content: dict[str, Any], **headers: str) -> Response:
+        m.requests.labels(endpoint, str(status)).inc()
+        return JSONResponse(content, status_code=status, headers=headers or None)
+
+    def refused(endpoint: str, exc: Refusal | AuthError) -> Response:
+        if isinstance(exc, AuthError):
+            m.rejected.labels(exc.reason).inc()
+            return answer(endpoint, 401, {"error": str(exc), "reason": exc.reason})
+        m.rejected.labels(exc.reason).inc()
+        return answer(
+            endpoint, exc.status, {"error": str(exc), "reason": exc.reason}, **exc.headers
+        )
+
+    @app.post("/v1/interactions")
+    async def interactions(request: Request) -> Response:
+        ep = "/v1/interactions"
+        try:
+            body = await read_body(request, config.max_body_bytes)
+            m.bytes.labels(ep).inc(len(body))
+            if not config.webhook_secrets:
+                raise AuthError("not_configured", "no webhook secrets are configured")
+            webhook_id = verify_webhook(
+                request.headers, body, config.webhook_secrets, config.tolerance_s
+            )
+            server.check_backlog()
+            built = await asyncio.to_thread(build, webhook_records(body, webhook_id))
+            result = await server.write(server.inbox.deliver, webhook_id, "webhook", built)
+        except (Refusal, AuthError) as exc:
+            return refused(ep, exc)
+        if result.duplicate:
+            m.duplicates.labels("delivery").inc()
+            return answer(ep, 200, {"webhook_id": webhook_id, "duplicate": True, "stored": 0})
+        m.accepted.labels("interaction").inc(result.stored)
+        m.duplicates.labels("interaction").inc(result.duplicates)
+        content = {
+            "webhook_id": webhook_id,
+            "duplicate": False,
+            "records": result.records,
+            "stored": result.stored,
+            "duplicates": result.duplicates,
+        }
+        if result.quarantined:
+            for q in result.quarantined:
+                m.rejected.labels(q["reason"]).inc()
+            n = len(result.quarantined)
+            return answer(
+                ep,
+                400,
+                {
+                    **content,
+                    "error": f"{n} of {result.records} record(s) could not be read; they are "
+                    "kept in the quarantine (tracewatch quarantine list), the rest were stored",
+                    "quarantined": result.quarantined,
+                },
+            )
+        return answer(ep, 200, content)
+
+    @app.post("/v1/traces")
+    async def traces(request: Request) -> Response:
+        ep = "/v1/traces"
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        proto = "protobuf" in ctype
+        try:
+            body = await read_body(request, config.max_body_bytes)
+            m.bytes.labels(ep).inc(len(body))
+            if not config.otlp_keys:
+                raise AuthError("not_configured", "no OTLP sender keys are configured")
+            sender = verify_bearer(request.headers.get("authorization"), config.otlp_keys)
+            server.check_backlog()
+            try:
+                rows = await asyncio.to_thread(lambda: span_rows(decode(body, ctype)))
+            except OtlpError as exc:
+                rej = Rejected(
+                    f"otlp:{sender}", None, "otlp", "invalid_otlp", str(exc), _keep(body)
+                )
+                await server.write(server.inbox.quarantine, rej)
+                raise Refusal(400, "invalid_otlp", f"{exc} (kept in the quarantine)") from None
+            new = await server.write(server.inbox.add_spans, rows, sender)
+        except (Refusal, AuthError) as exc:
+            return refused(ep, exc)
+        m.accepted.labels("span").inc(new)
+        m.duplicates.labels("span").inc(len(rows) - new)
+        m.requests.labels(ep, "200").inc()
+        if proto:
+            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+                ExportTraceServiceResponse,
+            )
+
+            return Response(
+                ExportTraceServiceResponse().SerializeToString(),
+                media_type="application/x-protobuf",
+            )
+        return JSONResponse({})
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        problems = []
+        try:
+            await server.write(lambda: server.store.con.execute("SELECT 1").fetchall())
+        except Exception as exc:
+            problems.append(f"database: {exc}")
+        if not server.worker.alive():
+            problems.append("background worker is not running")
+        if server.worker.last_error:
+            problems.append(f"last background pass failed: {server.worker.last_error}")
+        body = {
+            "ready": not problems,
+            "problems": problems,
+            "backlog": server.worker.backlog,
+            "db": config.db,
+        }
+        return JSONResponse(body, status_code=200 if not problems else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
