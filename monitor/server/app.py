@@ -23,13 +23,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tracewatch.monitor.ingest import Record, _keep
 from tracewatch.monitor.server.auth import AuthError, verify_bearer, verify_webhook
 from tracewatch.monitor.server.config import ServeConfig
-from tracewatch.monitor.server.inbox import Inbox, build
+from tracewatch.monitor.server.inbox import Built, Delivery, Inbox, build
 from tracewatch.monitor.server.metrics import Metrics
 from tracewatch.monitor.server.otlp import OtlpError, decode, span_rows
 from tracewatch.monitor.server.worker import Worker
 from tracewatch.monitor.store import Rejected, Store
 
 log = logging.getLogger("tracewatch.server")
+GROUP_MAX = 256
 
 
 class Refusal(Exception):
@@ -48,6 +49,9 @@ class Server:
         self.inbox = Inbox(self.store)
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracewatch-writer")
         self.waiting = 0
+        self.pending: asyncio.Queue[tuple[str, str, Built, asyncio.Future[Delivery]]] = (
+            asyncio.Queue()
+        )
         self.worker = Worker(config, self.writer, self.inbox, self.store.cursor(), self.metrics)
 
     async def write(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -64,6 +68,52 @@ class Server:
             return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
         finally:
             self.waiting -= 1
+
+    async def deliver(self, webhook_id: str, sender: str, built: Built) -> Delivery:
+        """Queue a delivery for the next group commit and wait for that commit."""
+        if self.waiting >= self.config.max_waiting:
+            raise Refusal(
+                429,
+                "backpressure",
+                "too many requests waiting to be written",
+                **{"Retry-After": "1"},
+            )
+        fut: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
+        self.waiting += 1
+        try:
+            await self.pending.put((webhook_id, sender, built, fut))
+            return await fut
+        finally:
+            self.waiting -= 1
+
+    async def group_commit(self) -> None:
+        """Drain waiting deliveries into one transaction each round (at most GROUP_MAX)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            group = [await self.pending.get()]
+            while not self.pending.empty() and len(group) < GROUP_MAX:
+                group.append(self.pending.get_nowait())
+            args = [(w, s, b) for w, s, b, _ in group]
+            try:
+                results = await loop.run_in_executor(self.writer, self.inbox.deliver_many, args)
+            except Exception:
+                # one bad delivery must not fail the others: fall back to one transaction each
+                results = []
+                for a in args:
+                    try:
+                        results.append(
+                            await loop.run_in_executor(self.writer, self.inbox.deliver, *a)
+                        )
+                    except Exception as exc:
+                        log.exception("writing delivery %s failed", a[0])
+                        results.append(exc)
+            for (_, _, _, fut), res in zip(group, results, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(res, Exception):
+                    fut.set_exception(res)
+                else:
+                    fut.set_result(res)
 
     def check_backlog(self) -> None:
         if self.worker.backlog >= self.config.max_backlog:
@@ -138,10 +188,12 @@ def create_app(config: ServeConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         server.worker.start()
+        committer = asyncio.create_task(server.group_commit())
         log.info("tracewatch serving %s", config.db)
         try:
             yield
         finally:
+            committer.cancel()
             server.close()
 
     app = FastAPI(title="tracewatch receiver", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -174,7 +226,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             )
             server.check_backlog()
             built = await asyncio.to_thread(build, webhook_records(body, webhook_id))
-            result = await server.write(server.inbox.deliver, webhook_id, "webhook", built)
+            result = await server.deliver(webhook_id, "webhook", built)
         except (Refusal, AuthError) as exc:
             return refused(ep, exc)
         if result.duplicate:

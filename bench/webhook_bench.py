@@ -1,0 +1,184 @@
+"""Load on `tracewatch serve` over loopback: sustained requests/s and latency for 1 KB and
+100 KB signed envelopes, then `kill -9` of the server mid-load and a restart, checking that
+every acknowledged interaction is in the store exactly once.
+
+    python bench/webhook_bench.py [--requests 2000] [--big-requests 300] [--concurrency 16]
+                                  [--max-seconds 120] [--no-process] [--json]
+
+Bounded in count and time; loopback only. The server runs as deployed (background worker on,
+unless --no-process), so on a small machine the figures include its competition for CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from server_harness import Running, envelope, new_secret, signed
+
+SECRET = new_secret(b"bench secret")
+KEYS = {"bench": "bench-key"}
+
+
+def body_of(account: str, n: int, size: int) -> tuple[str, bytes]:
+    env = envelope(account, n)
+    base = len(orjson.dumps(env))
+    env = envelope(account, n, pad=max(0, size - base))
+    return env["interaction_id"], orjson.dumps(env)
+
+
+async def load(
+    url: str,
+    account: str,
+    size: int,
+    total: int,
+    concurrency: int,
+    max_seconds: float,
+    acked: list[str] | None = None,
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    errors = 0
+    next_n = 0
+    deadline = time.perf_counter() + max_seconds
+
+    async def one(client: httpx.AsyncClient) -> None:
+        nonlocal next_n, errors
+        while next_n < total and time.perf_counter() < deadline:
+            n = next_n
+            next_n += 1
+            iid, body = body_of(account, n, size)
+            headers = signed(SECRET, body, f"{account}-{n}")
+            t = time.perf_counter()
+            try:
+                r = await client.post(url + "/v1/interactions", content=body, headers=headers)
+            except httpx.HTTPError:
+                errors += 1
+                if acked is not None:
+                    return  # the server is gone
+                continue
+            latencies.append(time.perf_counter() - t)
+            codes[r.status_code] = codes.get(r.status_code, 0) + 1
+            if r.status_code == 200 and acked is not None:
+                acked.append(iid)
+
+    start = time.perf_counter()
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        await asyncio.gather(*(one(client) for _ in range(concurrency)))
+    wall = time.perf_counter() - start
+    q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [0.0] * 99
+    return {
+        "size_bytes": len(body_of(account, 0, size)[1]),
+        "requests": len(latencies),
+        "ok": codes.get(200, 0),
+        "codes": codes,
+        "errors": errors,
+        "seconds": round(wall, 2),
+        "requests_per_s": round(len(latencies) / wall, 1) if wall else 0.0,
+        "mb_per_s": round(len(latencies) * size / wall / 1e6, 2) if wall else 0.0,
+        "p50_ms": round(q[49] * 1000, 1),
+        "p99_ms": round(q[98] * 1000, 1),
+    }
+
+
+def crash_check(tmp: Path, concurrency: int, seconds: float, process: bool) -> dict[str, Any]:
+    db = tmp / "crash.duckdb"
+    srv = Running(db, [SECRET], KEYS, {"process": process}).start()
+    acked: list[str] = []
+
+    async def run() -> None:
+        task = asyncio.create_task(
+            load(srv.url, "crash", 1024, 10**9, concurrency, seconds * 3, acked)
+        )
+        await asyncio.sleep(seconds)
+        srv.kill()
+        await task
+
+    asyncio.run(run())
+    t = time.perf_counter()
+    with Running(db, [SECRET], KEYS, {"process": process}) as again:
+        restart_s = time.perf_counter() - t
+        ready = httpx.get(again.url + "/readyz").status_code
+    con = duckdb.connect(str(db), read_only=True)
+    counts = dict(
+        con.execute("SELECT interaction_id, count(*) FROM interactions GROUP BY 1").fetchall()
+    )
+    con.close()
+    missing = [i for i in acked if i not in counts]
+    return {
+        "acknowledged": len(acked),
+        "stored": len(counts),
+        "stored_unacknowledged": len(set(counts) - set(acked)),
+        "missing": len(missing),
+        "stored_twice": sum(1 for n in counts.values() if n != 1),
+        "restart_to_healthy_s": round(restart_s, 2),
+        "ready_after_restart": ready == 200,
+        "ok": not missing and all(n == 1 for n in counts.values()),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--requests", type=int, default=2000, help="1 KB requests")
+    ap.add_argument("--big-requests", type=int, default=300, help="100 KB requests")
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--max-seconds", type=float, default=120, help="per phase")
+    ap.add_argument("--kill-after", type=float, default=5, help="seconds of load before kill -9")
+    ap.add_argument("--no-process", action="store_true", help="background worker off")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    process = not args.no_process
+    results: dict[str, Any] = {"concurrency": args.concurrency, "worker": process}
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        for name, size, total in (
+            ("1KB", 1024, args.requests),
+            ("100KB", 100 * 1024, args.big_requests),
+        ):
+            cfg = {"process": process, "max_body_bytes": 1 << 20}
+            with Running(tmp / f"{name}.duckdb", [SECRET], KEYS, cfg) as srv:
+                results[name] = asyncio.run(
+                    load(srv.url, f"b{name}", size, total, args.concurrency, args.max_seconds)
+                )
+        results["kill9"] = crash_check(tmp, args.concurrency, args.kill_after, process)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(f"loopback, concurrency {args.concurrency}, worker {'on' if process else 'off'}")
+        print(
+            f"{'body':>8} {'requests':>9} {'ok':>7} {'req/s':>8} {'MB/s':>7} "
+            f"{'p50 ms':>8} {'p99 ms':>8}  other"
+        )
+        for name in ("1KB", "100KB"):
+            r = results[name]
+            other = {k: v for k, v in r["codes"].items() if k != 200}
+            print(
+                f"{r['size_bytes']:>8} {r['requests']:>9} {r['ok']:>7} {r['requests_per_s']:>8} "
+                f"{r['mb_per_s']:>7} {r['p50_ms']:>8} {r['p99_ms']:>8}  "
+                f"{other or ''}{' errors=' + str(r['errors']) if r['errors'] else ''}"
+            )
+        k = results["kill9"]
+        print(
+            f"kill -9 after {args.kill_after}s of load: {k['acknowledged']} acknowledged, "
+            f"{k['stored']} stored ({k['stored_unacknowledged']} stored but unacknowledged), "
+            f"{k['missing']} acknowledged missing, {k['stored_twice']} stored twice; restart "
+            f"healthy in {k['restart_to_healthy_s']}s -> {'OK' if k['ok'] else 'FAILED'}"
+        )
+    return 0 if results["kill9"]["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
