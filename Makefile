@@ -72,6 +72,11 @@ RESULTS_SEED ?= 47
 results: venv
 	$(BIN)/tracewatch eval --generate --seed $(RESULTS_SEED) --write-readme README.md
 
+# `tracewatch serve` under load on loopback: 1 KB and 100 KB envelopes, then kill -9 mid-load
+# and a restart, checking every acknowledged interaction is stored exactly once (~1 minute).
+bench-webhook: venv
+	$(BIN)/python bench/webhook_bench.py
+
 clean:
 	rm -rf $(VENV) $(VVENV) $(DEMO) .pytest_cache .ruff_cache
 
