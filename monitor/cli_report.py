@@ -69,9 +69,7 @@ def _emit(
         _print_json(report.model_dump(mode="json"))
         return
     recording = html is not None or svg is not None
-    console = Console(record=True, width=width) if recording else out
-    if width and not recording:
-        console = Console(width=width)
+    console = Console(record=recording, width=width) if recording or width else out
     console.print(view(report))
     if html is not None:
         console.save_html(str(html), clear=False)

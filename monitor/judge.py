@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tracewatch.monitor.aggregates import Aggregate, CampaignLink, RollupFacets
 from tracewatch.monitor.queue import Queue, UpsertReport
-from tracewatch.monitor.store import Store
+from tracewatch.monitor.store import Store, transaction
 from tracewatch.rubrics.loader import load_calibrations, load_rubrics, threshold_for
 from tracewatch.rubrics.models import Calibration, Rubric, Verdict
 from tracewatch.rubrics.verdicts import verdict_id
@@ -145,15 +145,11 @@ def write_verdicts(store: Store, verdicts: Sequence[Verdict]) -> None:
         }
     )
     con = store.con
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.register("_tw_v", table)
-        con.execute("DELETE FROM verdicts WHERE verdict_id IN (SELECT verdict_id FROM _tw_v)")
-        con.execute("INSERT INTO verdicts SELECT * FROM _tw_v")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            con.register("_tw_v", table)
+            con.execute("DELETE FROM verdicts WHERE verdict_id IN (SELECT verdict_id FROM _tw_v)")
+            con.execute("INSERT INTO verdicts SELECT * FROM _tw_v")
     finally:
         con.unregister("_tw_v")
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from tracewatch.monitor.store import Store
+from tracewatch.monitor.store import Store, transaction
 from tracewatch.rubrics.models import SEVERITY_WEIGHT, Verdict
 
 Status = Literal["open", "in_review", "actioned", "dismissed"]
@@ -272,8 +272,7 @@ class Queue:
         """Open, update or annotate cases for these verdicts; unflagged ones only update."""
         rep = UpsertReport()
         now = datetime.now(UTC)
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(self.con):
             for v in verdicts:
                 key = dedupe_key(v)
                 found = self._match(v, key)
@@ -319,10 +318,6 @@ class Queue:
                     now,
                 )
                 rep.updated += 1
-            self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
-            raise
         return rep
 
     def _open(self, v: Verdict, key: str, actor: str, now: datetime) -> None:
@@ -374,8 +369,7 @@ class Queue:
         hint: str,
     ) -> Case:
         now = datetime.now(UTC)
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(self.con):
             row = self.con.execute(
                 "SELECT status, reviewer FROM cases WHERE case_id = ?", [case_id]
             ).fetchone()
@@ -396,10 +390,6 @@ class Queue:
                 [*sets.values(), to_status, now, case_id],
             )
             self._event(case_id, actor, event, status, to_status, note, None, now)
-            self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
-            raise
         return self.get(case_id)
 
     def claim(self, case_id: str, reviewer: str, note: str | None = None) -> Case:

@@ -17,7 +17,7 @@ import orjson
 import pyarrow as pa
 
 from tracewatch.monitor.aggregates import Aggregate, RollupFacets, specific_target
-from tracewatch.monitor.store import Store
+from tracewatch.monitor.store import Store, transaction
 from tracewatch.monitor.windows import origin_for
 from tracewatch.summarizers.models import Facets
 
@@ -262,28 +262,25 @@ class RollupStore:
             }
         )
         feats = _features(aggs) if features else None
-        self.con.execute("BEGIN TRANSACTION")
         try:
-            self.con.register("_tw_agg", table)
-            self.con.execute(
-                "DELETE FROM aggregates WHERE aggregate_id IN (SELECT aggregate_id FROM _tw_agg)"
-            )
-            self.con.execute("INSERT INTO aggregates SELECT * FROM _tw_agg")
-            self.con.execute(
-                "DELETE FROM rollup_partials p USING _tw_agg a"
-                " WHERE p.aggregate_id = a.aggregate_id AND p.input_hash <> a.input_hash"
-            )
-            if feats is not None:
+            with transaction(self.con):
+                self.con.register("_tw_agg", table)
                 self.con.execute(
-                    "DELETE FROM rollup_features"
+                    "DELETE FROM aggregates"
                     " WHERE aggregate_id IN (SELECT aggregate_id FROM _tw_agg)"
                 )
-                self.con.register("_tw_feat", feats)
-                self.con.execute("INSERT INTO rollup_features SELECT * FROM _tw_feat")
-            self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
-            raise
+                self.con.execute("INSERT INTO aggregates SELECT * FROM _tw_agg")
+                self.con.execute(
+                    "DELETE FROM rollup_partials p USING _tw_agg a"
+                    " WHERE p.aggregate_id = a.aggregate_id AND p.input_hash <> a.input_hash"
+                )
+                if feats is not None:
+                    self.con.execute(
+                        "DELETE FROM rollup_features"
+                        " WHERE aggregate_id IN (SELECT aggregate_id FROM _tw_agg)"
+                    )
+                    self.con.register("_tw_feat", feats)
+                    self.con.execute("INSERT INTO rollup_features SELECT * FROM _tw_feat")
         finally:
             self.con.unregister("_tw_agg")
             if feats is not None:
@@ -295,15 +292,12 @@ class RollupStore:
         if stale:
             self.con.register("_tw_ids", _table({"aggregate_id": stale}))
             try:
-                self.con.execute("BEGIN TRANSACTION")
-                for t in ("aggregates", "rollup_partials"):
-                    self.con.execute(
-                        f"DELETE FROM {t} WHERE aggregate_id IN (SELECT aggregate_id FROM _tw_ids)"
-                    )
-                self.con.execute("COMMIT")
-            except Exception:
-                self.con.execute("ROLLBACK")
-                raise
+                with transaction(self.con):
+                    for t in ("aggregates", "rollup_partials"):
+                        self.con.execute(
+                            f"DELETE FROM {t}"
+                            " WHERE aggregate_id IN (SELECT aggregate_id FROM _tw_ids)"
+                        )
             finally:
                 self.con.unregister("_tw_ids")
         return len(stale)
@@ -311,13 +305,9 @@ class RollupStore:
     def _replace(self, table: str, key: str, data: pa.Table) -> None:
         self.con.register("_tw_rows", data)
         try:
-            self.con.execute("BEGIN TRANSACTION")
-            self.con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM _tw_rows)")
-            self.con.execute(f"INSERT INTO {table} SELECT * FROM _tw_rows")
-            self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
-            raise
+            with transaction(self.con):
+                self.con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM _tw_rows)")
+                self.con.execute(f"INSERT INTO {table} SELECT * FROM _tw_rows")
         finally:
             self.con.unregister("_tw_rows")
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,18 @@ from tracewatch.monitor.models import Interaction, Step
 from tracewatch.summarizers.models import Summary
 
 DEFAULT_DB = "tracewatch.duckdb"
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN, then COMMIT if the block finishes or ROLLBACK if it raises."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 def default_db_path() -> str:
@@ -301,6 +314,7 @@ class BatchResult:
     conflicts: int
     quarantined: int
     quarantine_repeats: int
+    inserted_ids: set[str] = field(default_factory=set)
 
 
 _INTERACTION_SCHEMA = pa.schema(
@@ -467,18 +481,13 @@ class Store:
         for version, description, statements in MIGRATIONS:
             if version <= current:
                 continue
-            self.con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(self.con):
                 for sql in statements:
                     self.con.execute(sql)
                 self.con.execute(
                     "INSERT INTO schema_version VALUES (?, ?, ?)",
                     [version, description, datetime.now(UTC)],
                 )
-                self.con.execute("COMMIT")
-            except Exception:
-                self.con.execute("ROLLBACK")
-                raise
 
     # -- writes -------------------------------------------------------------------------
 
@@ -488,14 +497,8 @@ class Store:
         rejected: Sequence[Rejected] = (),
     ) -> BatchResult:
         """Store interactions (with their source file and line) and rejects, atomically."""
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            result = self.write_batch_in_transaction(items, rejected)
-            self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
-            raise
-        return result
+        with transaction(self.con):
+            return self.write_batch_in_transaction(items, rejected)
 
     def write_batch_in_transaction(
         self,
@@ -541,6 +544,7 @@ class Store:
             conflicts=conflicts,
             quarantined=q_new,
             quarantine_repeats=q_repeat,
+            inserted_ids={i[0].interaction_id for i in new},
         )
 
     def _insert_interactions(
@@ -808,15 +812,11 @@ class Store:
             cols["created_at"].append(s.created_at)
         self.con.register("_tw_sum", pa.table(cols))
         try:
-            self.con.execute("BEGIN TRANSACTION")
-            self.con.execute(
-                "INSERT OR IGNORE INTO summaries SELECT content_hash, backend, model,"
-                " prompt_version, text, facets, tokens_in, tokens_out, created_at FROM _tw_sum"
-            )
-            self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
-            raise
+            with transaction(self.con):
+                self.con.execute(
+                    "INSERT OR IGNORE INTO summaries SELECT content_hash, backend, model,"
+                    " prompt_version, text, facets, tokens_in, tokens_out, created_at FROM _tw_sum"
+                )
         finally:
             self.con.unregister("_tw_sum")
         return len(summaries)

@@ -58,6 +58,8 @@ _STAGES = (
         "CAST(verdict ->> 'tokens_out' AS BIGINT)",
     ),
 )
+# what a case report copies from the case as it is (the evidence ids become rows instead)
+_FROM_CASE = (set(CaseReport.model_fields) & set(Case.model_fields)) - {"evidence"}
 EXCERPT_CHARS = 220
 GROUPS_SHOWN = 5
 
@@ -115,10 +117,6 @@ def _clip(text: str | None, limit: int = EXCERPT_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _utc(dt: datetime | None) -> datetime | None:
-    return dt.astimezone(UTC) if dt is not None else None
-
-
 # -- shared pieces -----------------------------------------------------------------------------
 
 
@@ -132,8 +130,8 @@ def timeline(starts: Iterable[int | float | datetime], start: datetime, end: dat
             bins[at.replace(minute=0, second=0, microsecond=0)] += 1
     hours = [HourBin(hour=h, n=n) for h, n in sorted(bins.items())]
     return Timeline(
-        start=_utc(start) or start,
-        end=_utc(end) or end,
+        start=start,
+        end=end,
         total=sum(bins.values()),
         busiest_hour=max(bins.values(), default=0),
         hours=hours,
@@ -168,7 +166,7 @@ def _heads(store: Store, ids: Sequence[str]) -> dict[str, tuple[str, datetime, l
         " WHERE interaction_id IN (SELECT unnest(?))",
         [list(ids)],
     ).fetchall()
-    return {r[0]: (r[1], _utc(r[2]), list(r[3] or [])) for r in rows}  # type: ignore[misc]
+    return {r[0]: (r[1], r[2], list(r[3] or [])) for r in rows}
 
 
 def _evidence(store: Store, c: Case, agg: Aggregate | None) -> list[EvidenceRow]:
@@ -279,33 +277,12 @@ def build_case(store: Store, case_id: str) -> CaseReport:
         [c.verdict_id],
     )
     report = CaseReport(
-        case_id=c.case_id,
-        status=c.status,
-        subject_type=c.subject_type,
-        subject=c.subject,
-        accounts=c.accounts,
-        window=c.window,
-        window_start=_utc(c.window_start) or c.window_start,
-        window_end=_utc(c.window_end) or c.window_end,
-        rubric=c.rubric,
-        rubric_version=c.rubric_version,
-        severity=c.severity,
-        score=c.score,
-        threshold=c.threshold,
+        **c.model_dump(include=_FROM_CASE),
         calibrated=(row[0] == "calibrated") if row and row[0] else None,
-        confidence=c.confidence,
-        priority=c.priority,
-        judge=c.judge,
-        model=c.model,
-        reviewer=c.reviewer,
-        action=c.action,
-        note=c.note,
-        rationale=c.rationale,
-        signals=c.signals,
         evidence=_evidence(store, c, agg),
         audit=[
             AuditRow(
-                at=_utc(e.at) or e.at,
+                at=e.at,
                 actor=e.actor,
                 event=e.event,
                 from_status=e.from_status,
@@ -368,8 +345,8 @@ def build_interaction(store: Store, interaction_id: str, redactor: Redactor) -> 
         interaction_id=inter.interaction_id,
         account=inter.account_id,
         source_format=inter.source_format,
-        started_at=_utc(inter.started_at) or inter.started_at,
-        ended_at=_utc(inter.ended_at),
+        started_at=inter.started_at,
+        ended_at=inter.ended_at,
         agent=inter.agent,
         model=inter.model,
         content_hash=inter.content_hash,
@@ -397,7 +374,7 @@ def _step_row(s: Step, r: Redactor) -> StepRow:
     target = _clip(r.redact(s.target_url or s.target_app), 160) or None
     return StepRow(
         index=s.index,
-        at=_utc(s.timestamp),
+        at=s.timestamp,
         actor=s.actor.value,
         kind=s.kind.value,
         what=what,
@@ -556,8 +533,8 @@ def _processing(store: Store, since: datetime) -> ProcessingStats:
         interactions=int(row[0]),
         accounts=int(row[1]),
         quarantined=_count(store, "quarantine", "received_at >= ?", [since]),
-        first_at=_utc(row[2]),
-        last_at=_utc(row[3]),
+        first_at=row[2],
+        last_at=row[3],
         backends=backends,
     )
 
@@ -570,8 +547,8 @@ def _window_row(agg: Aggregate, verdicts: dict[str, list[tuple[str, float, bool]
         aggregate_id=agg.aggregate_id,
         kind=agg.kind,
         window=agg.window,
-        window_start=_utc(agg.window_start) or agg.window_start,
-        window_end=_utc(agg.window_end) or agg.window_end,
+        window_start=agg.window_start,
+        window_end=agg.window_end,
         interactions=agg.facets.n_interactions,
         domains=len(agg.facets.domains),
         posts=posts,
@@ -599,11 +576,10 @@ def build_account(store: Store, account: str) -> AccountReport:
         ]
         hint = f" (did you mean {', '.join(similar)}?)" if similar else ""
         raise ReportError(f"no interactions for account {account!r}{hint}; see `tracewatch stats`")
-    starts = [_utc(r[0]) for r in rows]
+    starts = [r[0].astimezone(UTC) for r in rows]
     formats = Counter(r[1] for r in rows)
     domains = Counter(d for r in rows for d in (r[2] or []))
     first, last = starts[0], starts[-1]
-    assert first is not None and last is not None
     day0 = first.replace(hour=0, minute=0, second=0, microsecond=0)
     day_end = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     verdicts: dict[str, list[tuple[str, float, bool]]] = defaultdict(list)
@@ -625,16 +601,7 @@ def build_account(store: Store, account: str) -> AccountReport:
     cases = []
     if _has_table(store, "cases"):
         cases = [
-            CaseRow(
-                case_id=c.case_id,
-                status=c.status,
-                rubric=c.rubric,
-                score=c.score,
-                priority=c.priority,
-                subject=c.subject,
-                window_start=_utc(c.window_start) or c.window_start,
-                window_end=_utc(c.window_end) or c.window_end,
-            )
+            CaseRow(**c.model_dump(include=set(CaseRow.model_fields)))
             for c in Queue(store).list(account=account)
         ]
     return AccountReport(
@@ -644,7 +611,7 @@ def build_account(store: Store, account: str) -> AccountReport:
         last_at=last,
         formats=dict(formats.most_common()),
         top_domains=dict(domains.most_common(8)),
-        timeline=timeline([s for s in starts if s], day0, day_end),
+        timeline=timeline(starts, day0, day_end),
         windows=windows,
         campaigns=campaigns,
         cases=cases,

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+# Every time a report shows or prints is UTC, whatever zone the database session hands back.
+Utc = Annotated[datetime, AfterValidator(lambda dt: dt.astimezone(UTC))]
 
 
 class HourBin(BaseModel):
-    hour: datetime
+    hour: Utc
     n: int
 
 
 class Timeline(BaseModel):
     """Activity per hour over a span, for a sparkline row per day."""
 
-    start: datetime
-    end: datetime
+    start: Utc
+    end: Utc
     total: int = 0
     busiest_hour: int = Field(0, description="most interactions in one hour")
     hours: list[HourBin] = Field(default_factory=list, description="only hours with activity")
@@ -26,7 +29,7 @@ class Timeline(BaseModel):
 class EvidenceRow(BaseModel):
     interaction_id: str
     account: str | None = None
-    at: datetime | None = None
+    at: Utc | None = None
     site: str | None = Field(None, description="the domain or page the evidence happened on")
     excerpt: str = Field("", description="redacted text that supports the claim")
     quoted: bool = Field(False, description="the verdict quoted this excerpt itself")
@@ -55,7 +58,7 @@ class LinkRow(BaseModel):
 
 
 class AuditRow(BaseModel):
-    at: datetime
+    at: Utc
     actor: str
     event: str
     from_status: str | None = None
@@ -70,8 +73,8 @@ class CaseReport(BaseModel):
     subject: str
     accounts: list[str]
     window: str
-    window_start: datetime
-    window_end: datetime
+    window_start: Utc
+    window_end: Utc
     rubric: str
     rubric_version: int
     severity: str
@@ -100,7 +103,7 @@ class CaseReport(BaseModel):
 
 class StepRow(BaseModel):
     index: int
-    at: datetime | None = None
+    at: Utc | None = None
     actor: str
     kind: str
     what: str = Field(description="tool and action")
@@ -115,8 +118,8 @@ class InteractionReport(BaseModel):
     interaction_id: str
     account: str
     source_format: str
-    started_at: datetime
-    ended_at: datetime | None = None
+    started_at: Utc
+    ended_at: Utc | None = None
     agent: str | None = None
     model: str | None = None
     content_hash: str
@@ -178,13 +181,13 @@ class ProcessingStats(BaseModel):
     interactions: int
     accounts: int
     quarantined: int
-    first_at: datetime | None = None
-    last_at: datetime | None = None
+    first_at: Utc | None = None
+    last_at: Utc | None = None
     backends: list[BackendRow] = Field(default_factory=list)
 
 
 class OverviewReport(BaseModel):
-    since: datetime | None = None
+    since: Utc | None = None
     queue: list[QueueDepthRow] = Field(default_factory=list)
     statuses: list[str]
     days: list[DayRow] = Field(default_factory=list)
@@ -198,8 +201,8 @@ class WindowRow(BaseModel):
     aggregate_id: str
     kind: str
     window: str
-    window_start: datetime
-    window_end: datetime
+    window_start: Utc
+    window_end: Utc
     interactions: int
     domains: int
     posts: int
@@ -215,15 +218,15 @@ class CaseRow(BaseModel):
     score: float
     priority: float
     subject: str
-    window_start: datetime
-    window_end: datetime
+    window_start: Utc
+    window_end: Utc
 
 
 class AccountReport(BaseModel):
     account: str
     interactions: int
-    first_at: datetime | None = None
-    last_at: datetime | None = None
+    first_at: Utc | None = None
+    last_at: Utc | None = None
     formats: dict[str, int] = Field(default_factory=dict)
     top_domains: dict[str, int] = Field(default_factory=dict)
     timeline: Timeline | None = None

@@ -98,6 +98,7 @@ def timeline_view(tl: Timeline | None) -> RenderableType:
         days.append(day)
         day += timedelta(days=1)
     active = [d for d in days if any(d <= h < d + timedelta(days=1) for h in by_hour)]
+    hidden = len(days) > DAYS_SHOWN and len(active) > DAYS_SHOWN
     if len(days) > DAYS_SHOWN:
         days = active[-DAYS_SHOWN:]
     t = Table.grid(padding=(0, 1))
@@ -112,7 +113,7 @@ def timeline_view(tl: Timeline | None) -> RenderableType:
         )
         t.add_row(f"{d:%a %m-%d}", Text(line, style="cyan"), str(sum(counts)))
     note = f"{tl.total} interaction(s); busiest hour {tl.busiest_hour}; · is none, █ is {top}"
-    if len(days) < len(active) or (len(days) == DAYS_SHOWN and len(active) > DAYS_SHOWN):
+    if hidden:
         note += f"; last {DAYS_SHOWN} active days shown"
     return Group(t, Text(note, style="dim"))
 

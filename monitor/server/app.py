@@ -54,8 +54,8 @@ class Server:
         )
         self.worker = Worker(config, self.writer, self.inbox, self.store.cursor(), self.metrics)
 
-    async def write(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run a write on the single writer thread; refuse rather than queue without bound."""
+    def _admit(self) -> None:
+        """Refuse rather than queue writes without bound."""
         if self.waiting >= self.config.max_waiting:
             raise Refusal(
                 429,
@@ -63,6 +63,10 @@ class Server:
                 "too many requests waiting to be written",
                 **{"Retry-After": "1"},
             )
+
+    async def write(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a write on the single writer thread."""
+        self._admit()
         self.waiting += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
@@ -71,13 +75,7 @@ class Server:
 
     async def deliver(self, webhook_id: str, sender: str, built: Built) -> Delivery:
         """Queue a delivery for the next group commit and wait for that commit."""
-        if self.waiting >= self.config.max_waiting:
-            raise Refusal(
-                429,
-                "backpressure",
-                "too many requests waiting to be written",
-                **{"Retry-After": "1"},
-            )
+        self._admit()
         fut: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
         self.waiting += 1
         try:

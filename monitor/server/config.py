@@ -47,9 +47,6 @@ class ServeConfig(BaseModel):
     summarizer: str = "embedded"
     window: str = "1d"
 
-    def secret_values(self) -> list[bytes]:
-        return [s.get_secret_value().encode() for s in self.webhook_secrets]
-
 
 def load_config(path: Path | None, **overrides: object) -> ServeConfig:
     """File first, then the environment, then command-line overrides (those not None).

@@ -19,7 +19,7 @@ import pyarrow as pa
 from tracewatch.monitor.ingest import IngestOptions, IngestReport, Record, build_interactions
 from tracewatch.monitor.models import Interaction
 from tracewatch.monitor.server.otlp import SpanRow, assemble, identity
-from tracewatch.monitor.store import Rejected, Store
+from tracewatch.monitor.store import Rejected, Store, transaction
 
 # a trace whose root span has arrived still waits this long for stragglers of the same export
 ROOT_GRACE_S = 1.0
@@ -64,14 +64,8 @@ class Inbox:
         self.con = store.con
 
     def _tx(self, fn: Any) -> Any:
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            out = fn()
-            self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
-            raise
-        return out
+        with transaction(self.con):
+            return fn()
 
     def deliver(self, webhook_id: str, sender: str, built: Built) -> Delivery:
         return self.deliver_many([(webhook_id, sender, built)])[0]
@@ -96,19 +90,13 @@ class Inbox:
                 if first[-1]:
                     seen.add(webhook_id)
                     fresh.append((webhook_id, sender, built))
-            ids = [i[0].interaction_id for _, _, b in fresh for i in b.items]
-            known = (
-                {
-                    r[0]
-                    for r in self.con.execute(
-                        "SELECT interaction_id FROM interactions WHERE interaction_id IN"
-                        " (SELECT unnest(?))",
-                        [ids],
-                    ).fetchall()
-                }
-                if ids
-                else set()
+            # one write for the whole group: per-statement cost, not the commit, dominates
+            res = self.store.write_batch_in_transaction(
+                [i for _, _, b in fresh for i in b.items],
+                [r for _, _, b in fresh for r in b.rejected],
             )
+            # an id counts as stored for the first delivery of the group that carries it
+            unclaimed = set(res.inserted_ids)
             outcome: dict[str, Delivery] = {}
             for webhook_id, _, built in fresh:
                 d = Delivery(
@@ -119,17 +107,12 @@ class Inbox:
                     ],
                 )
                 for inter, _, _ in built.items:
-                    if inter.interaction_id in known:
-                        d.duplicates += 1
-                    else:
-                        known.add(inter.interaction_id)
+                    if inter.interaction_id in unclaimed:
+                        unclaimed.discard(inter.interaction_id)
                         d.stored += 1
+                    else:
+                        d.duplicates += 1
                 outcome[webhook_id] = d
-            # one write for the whole group: per-statement cost, not the commit, dominates
-            self.store.write_batch_in_transaction(
-                [i for _, _, b in fresh for i in b.items],
-                [r for _, _, b in fresh for r in b.rejected],
-            )
             if fresh:
                 now = datetime.now(UTC)
                 receipts = pa.table(
