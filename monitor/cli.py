@@ -566,14 +566,66 @@ def run_cmd(
     judge: JudgeOption = "signals",
     rubrics: RubricDirOption = None,
     db: DbOption = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local: this process. ray: Ray Data across a cluster's workers (install "
+            "tracewatch[ray]); same results, written to --db at the end.",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="With --engine ray: a running cluster (auto, ray://host:10001); "
+            "default starts a local Ray with --workers CPUs.",
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine ray: folder or object-store URI (s3://...) for the stages' "
+            "Parquet files, which make reruns resume; default DB.ray beside the database.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="With --engine ray: parallel workers per stage.")
+    ] = 2,
     json: JsonOption = False,
 ) -> None:
     """The main job in one go: ingest PATHS, summarize what is new, roll up what changed, judge
     the aggregates against the rubrics and open cases in the enforcement queue.
 
     Each step is incremental, so running it again on a growing dump does only the new work,
-    and never opens a second case for the same thing.
+    and never opens a second case for the same thing. With --engine ray the same steps run on
+    Ray Data workers and a rerun redoes only the inputs, summaries and shards not finished.
     """
+    if engine not in ("local", "ray"):
+        raise _fail(f"unknown --engine {engine!r}; use local or ray")
+    if engine == "ray":
+        _run_on_ray(
+            paths,
+            format=format,
+            default_account=default_account,
+            opts=_rollup_options(
+                window=window,
+                budget_tokens=budget_tokens,
+                campaigns=campaigns,
+                concurrency=concurrency,
+            ),
+            summarizer=summarizer,
+            model=model,
+            vllm_url=vllm_url,
+            concurrency=concurrency,
+            judge=judge,
+            rubrics=rubrics,
+            db=db,
+            ray_address=ray_address,
+            output=output,
+            workers=workers,
+            json=json,
+        )
+        return
     import asyncio
 
     from tracewatch.monitor.judge import JudgeOptions, run_judge
@@ -631,6 +683,102 @@ def run_cmd(
     out.print(_rollup_table(report))
     out.print(judge_table(judged))
     if ing.quarantined:
+        out.print("[dim]see the quarantined records with[/] tracewatch quarantine list")
+
+
+def _run_on_ray(
+    paths: list[str],
+    *,
+    format: str | None,
+    default_account: str | None,
+    opts: Any,
+    summarizer: str,
+    model: str | None,
+    vllm_url: str,
+    concurrency: int,
+    judge: str,
+    rubrics: list[Path] | None,
+    db: str | None,
+    ray_address: str | None,
+    output: str | None,
+    workers: int,
+    json: bool,
+) -> None:
+    import asyncio
+
+    try:
+        from tracewatch.monitor.ray_engine import RayOptions, run_on_ray
+        from tracewatch.monitor.ray_engine.stages import BackendSpec
+    except ImportError as exc:
+        raise _fail(f"--engine ray needs Ray Data: pip install 'tracewatch[ray]' ({exc})") from None
+    from tracewatch.monitor.judge import JudgeOptions
+    from tracewatch.rubrics.loader import RubricError, load_calibrations, load_rubrics
+    from tracewatch.rubrics.registry import create_judge
+    from tracewatch.summarizers.redaction import load_key
+
+    try:
+        rubric_list = load_rubrics(rubrics or [])
+        calibrations = load_calibrations()
+        if "-" in paths:
+            raise PathError("-: --engine ray reads files, folders or URIs, not stdin")
+        input_size([p for p in paths if "://" not in p])
+    except (PathError, RubricError) as exc:
+        raise _fail(str(exc)) from None
+    store = _open(db)
+    try:
+        backend = _backend(store.path, summarizer, model, vllm_url)
+        try:
+            judge_impl = create_judge(judge, backend)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        spec = BackendSpec(
+            name=summarizer,
+            model=model,
+            vllm_url=vllm_url,
+            key=load_key(store.path),
+            concurrency=concurrency,
+        )
+        ray_opts = RayOptions(
+            output=output or f"{store.path}.ray",
+            address=ray_address,
+            workers=workers,
+            progress=not json and err.is_terminal,
+        )
+        stage = (lambda s: err.print(f"[dim]{s}[/]")) if not json else (lambda s: None)
+        try:
+            report = run_on_ray(
+                paths,
+                store,
+                backend,
+                spec,
+                judge_impl,
+                ray_opts,
+                ingest_options=IngestOptions(format=format, account=default_account),
+                rollup_options=opts,
+                judge_options=JudgeOptions(concurrency=concurrency),
+                rubrics=rubric_list,
+                calibrations=calibrations,
+                on_stage=stage,
+            )
+        except (PathError, DetectionError) as exc:
+            raise _fail(str(exc)) from None
+        asyncio.run(backend.aclose())
+    finally:
+        store.close()
+    if json:
+        _print_json({"db": store.path, **report.model_dump()})
+        return
+    ing, summ = report.ingest, report.summarize
+    out.print(
+        f"[bold]ray[/] ({report.engine['address']}, {workers} workers, files in "
+        f"{report.engine['output']}): ingested [green]{ing['ingested']}[/] new interactions "
+        f"({ing['duplicates']} duplicates, {ing['quarantined']} quarantined); summarized "
+        f"[green]{summ['summarized']}[/] ({summ['cached']} cached, {summ['failed']} failed); "
+        f"{report.reused['inputs']} of {ing['files']} inputs already adapted"
+    )
+    out.print(_rollup_table(report.rollup))
+    out.print(judge_table(report.judge))
+    if ing["quarantined"]:
         out.print("[dim]see the quarantined records with[/] tracewatch quarantine list")
 
 

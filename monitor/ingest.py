@@ -356,20 +356,38 @@ def ingest(
     for src in inputs:
         report.files += 1
         on_file(str(src))
-        for rec in read_records(src, count):
-            report.records += 1
-            interactions, rej = build_interactions(rec, opts, report)
-            if rej is not None:
-                report.quarantined_by_reason[rej.reason] += 1
-                rejected.append(rej)
-            for inter in interactions:
-                report.interactions += 1
-                report.by_format[inter.source_format] += 1
-                batch.append((inter, rec.source, rec.line))
+        for item in adapt_input(src, opts, report, count):
+            if isinstance(item, Rejected):
+                rejected.append(item)
+            else:
+                batch.append(item)
             if len(batch) >= opts.batch_size or len(rejected) >= opts.batch_size:
                 flush()
     flush()
     return report
+
+
+def adapt_input(
+    src: Path | str,
+    opts: IngestOptions,
+    report: IngestReport,
+    on_bytes: Callable[[int], None] = lambda n: None,
+) -> Iterator[tuple[Interaction, str | None, int | None] | Rejected]:
+    """One input's interactions (with source file and line) and rejections, in file order.
+
+    The unit of work both engines share: `ingest` writes what it yields to the store, the Ray
+    engine writes it to one Parquet file per input.
+    """
+    for rec in read_records(src, on_bytes):
+        report.records += 1
+        interactions, rej = build_interactions(rec, opts, report)
+        if rej is not None:
+            report.quarantined_by_reason[rej.reason] += 1
+            yield rej
+        for inter in interactions:
+            report.interactions += 1
+            report.by_format[inter.source_format] += 1
+            yield (inter, rec.source, rec.line)
 
 
 def input_size(paths: list[str]) -> int | None:
