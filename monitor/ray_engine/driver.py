@@ -128,7 +128,8 @@ def _summarize(
     hashes: set[str] = set()
     for f in files:
         t = pq.read_table(f, columns=["kind", "content_hash"], filesystem=fs)
-        hashes.update(h for k, h in zip(*(c.to_pylist() for c in t.columns)) if k == "interaction")
+        kinds, found = (c.to_pylist() for c in t.columns)
+        hashes.update(h for k, h in zip(kinds, found, strict=True) if k == "interaction")
     report.to_do = len(hashes - set(done.tolist()))
     report.cached = len(hashes) - report.to_do
     if not report.to_do:

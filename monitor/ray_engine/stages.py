@@ -308,23 +308,23 @@ class RollupShard:
         }
 
     def _roll(self, group: Batch, rank: list[int], summaries: pa.Table, path: str) -> None:
-        with tempfile.TemporaryDirectory(prefix="tracewatch-shard-") as scratch:
-            with Store(f"{scratch}/shard.duckdb") as store:
-                items = [
-                    (
-                        Interaction.model_validate_json(group["payload"][i]),
-                        str(group["source_file"][i]),
-                        _plain(group["line"][i]),
-                    )
-                    for i in rank
-                ]
-                for start in range(0, len(items), 500):
-                    store.write_batch(items[start : start + 500])
-                store.write_summaries(summaries_from(summaries))
-                report = self.loop.run_until_complete(run_rollup(store, self.backend, self.options))
-                aggs = read_aggregates(
-                    store, ["account_window", "account_period"], self.backend.name
+        with (
+            tempfile.TemporaryDirectory(prefix="tracewatch-shard-") as scratch,
+            Store(f"{scratch}/shard.duckdb") as store,
+        ):
+            items = [
+                (
+                    Interaction.model_validate_json(group["payload"][i]),
+                    str(group["source_file"][i]),
+                    _plain(group["line"][i]),
                 )
+                for i in rank
+            ]
+            for start in range(0, len(items), 500):
+                store.write_batch(items[start : start + 500])
+            store.write_summaries(summaries_from(summaries))
+            report = self.loop.run_until_complete(run_rollup(store, self.backend, self.options))
+            aggs = read_aggregates(store, ["account_window", "account_period"], self.backend.name)
         table = pa.table(
             {
                 "aggregate_id": [a.aggregate_id for a in aggs],
