@@ -7,7 +7,7 @@ DEMO := demo
 VVENV := .venv-vllm
 VBIN := $(VVENV)/bin
 
-.PHONY: screenshots demo test test-fast test-vllm venv lint bench bench-run bench-endpoint results clean
+.PHONY: screenshots demo test test-fast test-vllm venv lint bench bench-run bench-endpoint bench-ray bench-tokens results clean
 
 $(BIN)/tracewatch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,8 +77,21 @@ results: venv
 bench-webhook: venv
 	$(BIN)/python bench/webhook_bench.py
 
+# `tracewatch run` on one process beside --engine ray with 1 and 2 workers, one corpus
+# (3,000 interactions in 6 files; about 3 minutes on 2 cores).
+bench-ray: venv
+	$(BIN)/python bench/ray_bench.py --interactions 3000 --files 6
+
+# Tokens per interaction and per aggregate our model backends send, on the eval corpus,
+# counted with Qwen's BPE vocabulary from the dashscope wheel (a package, not a model).
+bench-tokens: venv
+	$(BIN)/pip install --quiet tiktoken
+	$(BIN)/pip download --quiet --no-deps dashscope==2.0.2 -d .bench-cache
+	unzip -o -q -j .bench-cache/dashscope-2.0.2-*.whl dashscope/resources/qwen.tiktoken -d .bench-cache
+	$(BIN)/python bench/token_counts.py --vocab .bench-cache/qwen.tiktoken
+
 clean:
-	rm -rf $(VENV) $(VVENV) $(DEMO) .pytest_cache .ruff_cache
+	rm -rf .bench-cache $(VENV) $(VVENV) $(DEMO) .pytest_cache .ruff_cache
 
 # PNG screenshots of the reviewer reports in docs/, from the demo database (needs libcairo).
 screenshots: demo

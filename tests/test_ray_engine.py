@@ -23,7 +23,7 @@ import pytest
 
 pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'tracewatch[ray]')")
 
-from tracewatch.eval.corpus import CorpusSpec, generate  # noqa: E402
+from tracewatch.eval.corpus import CorpusSpec, generate
 
 TW = [sys.executable, "-m", "tracewatch.monitor.cli"]
 
@@ -63,9 +63,7 @@ def rows(db: Path) -> dict[str, list[str]]:
 
 def tw(*args: str, cwd: Path) -> dict:
     env = {**os.environ, "TRACEWATCH_REDACTION_KEY": "equivalence-test-key"}
-    r = subprocess.run(
-        [*TW, *args, "--json"], capture_output=True, timeout=600, cwd=cwd, env=env
-    )
+    r = subprocess.run([*TW, *args, "--json"], capture_output=True, timeout=600, cwd=cwd, env=env)
     assert r.returncode == 0, r.stderr.decode()[-3000:]
     return orjson.loads(r.stdout)
 
