@@ -569,8 +569,8 @@ def run_cmd(
     engine: Annotated[
         str,
         typer.Option(
-            help="local: this process. ray: Ray Data across a cluster's workers (install "
-            "tracewatch[ray]); same results, written to --db at the end.",
+            help="local: this process. ray: Ray Data across a cluster's workers (pip install "
+            "'tracewatch\\[ray]'); same results, written to --db at the end.",
         ),
     ] = "local",
     ray_address: Annotated[
@@ -578,7 +578,7 @@ def run_cmd(
         typer.Option(
             "--ray-address",
             help="With --engine ray: a running cluster (auto, ray://host:10001); "
-            "default starts a local Ray with --workers CPUs.",
+            "default starts a local Ray with --workers + 1 CPUs.",
         ),
     ] = None,
     output: Annotated[
@@ -591,6 +591,15 @@ def run_cmd(
     workers: Annotated[
         int, typer.Option(min=1, help="With --engine ray: parallel workers per stage.")
     ] = 2,
+    shards: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            hidden=True,
+            help="With --engine ray: account shards of the rollup (a rerun with another "
+            "count redoes every shard).",
+        ),
+    ] = 16,
     json: JsonOption = False,
 ) -> None:
     """The main job in one go: ingest PATHS, summarize what is new, roll up what changed, judge
@@ -623,6 +632,7 @@ def run_cmd(
             ray_address=ray_address,
             output=output,
             workers=workers,
+            shards=shards,
             json=json,
         )
         return
@@ -702,6 +712,7 @@ def _run_on_ray(
     ray_address: str | None,
     output: str | None,
     workers: int,
+    shards: int,
     json: bool,
 ) -> None:
     import asyncio
@@ -710,7 +721,8 @@ def _run_on_ray(
         from tracewatch.monitor.ray_engine import RayOptions, run_on_ray
         from tracewatch.monitor.ray_engine.stages import BackendSpec
     except ImportError as exc:
-        raise _fail(f"--engine ray needs Ray Data: pip install 'tracewatch[ray]' ({exc})") from None
+        hint = "pip install 'tracewatch\\[ray]'"
+        raise _fail(f"--engine ray needs Ray Data: {hint} ({exc})") from None
     from tracewatch.monitor.judge import JudgeOptions
     from tracewatch.rubrics.loader import RubricError, load_calibrations, load_rubrics
     from tracewatch.rubrics.registry import create_judge
@@ -742,6 +754,7 @@ def _run_on_ray(
             output=output or f"{store.path}.ray",
             address=ray_address,
             workers=workers,
+            shards=shards,
             progress=not json and err.is_terminal,
         )
         stage = (lambda s: err.print(f"[dim]{s}[/]")) if not json else (lambda s: None)
