@@ -611,31 +611,6 @@ def run_cmd(
     """
     if engine not in ("local", "ray"):
         raise _fail(f"unknown --engine {engine!r}; use local or ray")
-    if engine == "ray":
-        _run_on_ray(
-            paths,
-            format=format,
-            default_account=default_account,
-            opts=_rollup_options(
-                window=window,
-                budget_tokens=budget_tokens,
-                campaigns=campaigns,
-                concurrency=concurrency,
-            ),
-            summarizer=summarizer,
-            model=model,
-            vllm_url=vllm_url,
-            concurrency=concurrency,
-            judge=judge,
-            rubrics=rubrics,
-            db=db,
-            ray_address=ray_address,
-            output=output,
-            workers=workers,
-            shards=shards,
-            json=json,
-        )
-        return
     import asyncio
 
     from tracewatch.monitor.judge import JudgeOptions, run_judge
@@ -643,11 +618,20 @@ def run_cmd(
     from tracewatch.rubrics.loader import RubricError, load_calibrations, load_rubrics
     from tracewatch.rubrics.registry import create_judge
 
+    if engine == "ray":
+        try:
+            import tracewatch.monitor.ray_engine  # noqa: F401 - fail before opening anything
+        except ImportError as exc:
+            hint = "pip install 'tracewatch\\[ray]'"
+            raise _fail(f"--engine ray needs Ray Data: {hint} ({exc})") from None
     opts = _rollup_options(
         window=window, budget_tokens=budget_tokens, campaigns=campaigns, concurrency=concurrency
     )
+    iopts = IngestOptions(format=format, account=default_account)
     try:
-        input_size(paths)
+        if engine == "ray" and "-" in paths:
+            raise PathError("-: --engine ray reads files, folders or URIs, not stdin")
+        input_size(paths if engine == "local" else [p for p in paths if "://" not in p])
         rubric_list = load_rubrics(rubrics or [])
         calibrations = load_calibrations()
     except (PathError, RubricError) as exc:
@@ -659,138 +643,92 @@ def run_cmd(
             judge_impl = create_judge(judge, backend)
         except ValueError as exc:
             raise _fail(str(exc)) from None
-        spin = not json and err.is_terminal
-        with err.status("ingesting", spinner="dots") if spin else nullcontext():
+        jopts = JudgeOptions(backend=backend.name, model=backend.model, concurrency=concurrency)
+        if engine == "ray":
+            from tracewatch.monitor.ray_engine import RayOptions, run_on_ray
+            from tracewatch.monitor.ray_engine.stages import BackendSpec
+            from tracewatch.summarizers.redaction import load_key
+
+            spec = BackendSpec(
+                name=summarizer,
+                model=model,
+                vllm_url=vllm_url,
+                key=load_key(store.path),
+                concurrency=concurrency,
+            )
+            ray_opts = RayOptions(
+                output=output or f"{store.path}.ray",
+                address=ray_address,
+                workers=workers,
+                shards=shards,
+                progress=not json and err.is_terminal,
+            )
             try:
-                ing = ingest(paths, store, IngestOptions(format=format, account=default_account))
+                ray_report = run_on_ray(
+                    paths,
+                    store,
+                    backend,
+                    spec,
+                    judge_impl,
+                    ray_opts,
+                    ingest_options=iopts,
+                    rollup_options=opts,
+                    judge_options=jopts,
+                    rubrics=rubric_list,
+                    calibrations=calibrations,
+                    on_stage=(lambda s: None) if json else (lambda s: err.print(f"[dim]{s}[/]")),
+                )
             except (PathError, DetectionError) as exc:
                 raise _fail(str(exc)) from None
-        with err.status("summarizing", spinner="dots") if spin else nullcontext():
-            summ = asyncio.run(summarize_store(store, backend, concurrency))
-        report = _rollup(store, backend, opts, quiet=json)
-        with err.status("judging", spinner="dots") if spin else nullcontext():
-            jopts = JudgeOptions(backend=backend.name, model=backend.model, concurrency=concurrency)
-            judged = asyncio.run(run_judge(store, judge_impl, jopts, rubric_list, calibrations))
+            ing, summ = ray_report.ingest, ray_report.summarize
+            report, judged = ray_report.rollup, ray_report.judge
+        else:
+            spin = not json and err.is_terminal
+            with err.status("ingesting", spinner="dots") if spin else nullcontext():
+                try:
+                    ing = ingest(paths, store, iopts).as_dict()
+                except (PathError, DetectionError) as exc:
+                    raise _fail(str(exc)) from None
+            with err.status("summarizing", spinner="dots") if spin else nullcontext():
+                summ = asyncio.run(summarize_store(store, backend, concurrency)).as_dict()
+            report = _rollup(store, backend, opts, quiet=json)
+            with err.status("judging", spinner="dots") if spin else nullcontext():
+                judged = asyncio.run(run_judge(store, judge_impl, jopts, rubric_list, calibrations))
         asyncio.run(backend.aclose())
     finally:
         store.close()
     if json:
+        if engine == "ray":
+            _print_json({"db": store.path, **ray_report.model_dump()})
+            return
         _print_json(
             {
                 "db": store.path,
-                "ingest": ing.as_dict(),
-                "summarize": summ.as_dict(),
+                "ingest": ing,
+                "summarize": summ,
                 "rollup": report.model_dump(),
                 "judge": judged.model_dump(),
             }
         )
         return
+    where = ""
+    if engine == "ray":
+        where = (
+            f"[bold]ray[/] ({ray_report.engine['address']}, {workers} workers, files in "
+            f"{ray_report.engine['output']}): "
+        )
     out.print(
-        f"ingested [green]{ing.inserted}[/] new interactions ({ing.duplicates} duplicates, "
-        f"{ing.quarantined} quarantined); summarized [green]{summ.summarized}[/] "
-        f"({summ.cached} cached, {summ.failed} failed)"
+        f"{where}ingested [green]{ing['ingested']}[/] new interactions ({ing['duplicates']} "
+        f"duplicates, {ing['quarantined']} quarantined); summarized [green]"
+        f"{summ['summarized']}[/] ({summ['cached']} cached, {summ['failed']} failed)"
+        + (
+            f"; {ray_report.reused['inputs']} of {ing['files']} inputs already adapted"
+            if engine == "ray"
+            else ""
+        )
     )
     out.print(_rollup_table(report))
     out.print(judge_table(judged))
-    if ing.quarantined:
-        out.print("[dim]see the quarantined records with[/] tracewatch quarantine list")
-
-
-def _run_on_ray(
-    paths: list[str],
-    *,
-    format: str | None,
-    default_account: str | None,
-    opts: Any,
-    summarizer: str,
-    model: str | None,
-    vllm_url: str,
-    concurrency: int,
-    judge: str,
-    rubrics: list[Path] | None,
-    db: str | None,
-    ray_address: str | None,
-    output: str | None,
-    workers: int,
-    shards: int,
-    json: bool,
-) -> None:
-    import asyncio
-
-    try:
-        from tracewatch.monitor.ray_engine import RayOptions, run_on_ray
-        from tracewatch.monitor.ray_engine.stages import BackendSpec
-    except ImportError as exc:
-        hint = "pip install 'tracewatch\\[ray]'"
-        raise _fail(f"--engine ray needs Ray Data: {hint} ({exc})") from None
-    from tracewatch.monitor.judge import JudgeOptions
-    from tracewatch.rubrics.loader import RubricError, load_calibrations, load_rubrics
-    from tracewatch.rubrics.registry import create_judge
-    from tracewatch.summarizers.redaction import load_key
-
-    try:
-        rubric_list = load_rubrics(rubrics or [])
-        calibrations = load_calibrations()
-        if "-" in paths:
-            raise PathError("-: --engine ray reads files, folders or URIs, not stdin")
-        input_size([p for p in paths if "://" not in p])
-    except (PathError, RubricError) as exc:
-        raise _fail(str(exc)) from None
-    store = _open(db)
-    try:
-        backend = _backend(store.path, summarizer, model, vllm_url)
-        try:
-            judge_impl = create_judge(judge, backend)
-        except ValueError as exc:
-            raise _fail(str(exc)) from None
-        spec = BackendSpec(
-            name=summarizer,
-            model=model,
-            vllm_url=vllm_url,
-            key=load_key(store.path),
-            concurrency=concurrency,
-        )
-        ray_opts = RayOptions(
-            output=output or f"{store.path}.ray",
-            address=ray_address,
-            workers=workers,
-            shards=shards,
-            progress=not json and err.is_terminal,
-        )
-        stage = (lambda s: err.print(f"[dim]{s}[/]")) if not json else (lambda s: None)
-        try:
-            report = run_on_ray(
-                paths,
-                store,
-                backend,
-                spec,
-                judge_impl,
-                ray_opts,
-                ingest_options=IngestOptions(format=format, account=default_account),
-                rollup_options=opts,
-                judge_options=JudgeOptions(concurrency=concurrency),
-                rubrics=rubric_list,
-                calibrations=calibrations,
-                on_stage=stage,
-            )
-        except (PathError, DetectionError) as exc:
-            raise _fail(str(exc)) from None
-        asyncio.run(backend.aclose())
-    finally:
-        store.close()
-    if json:
-        _print_json({"db": store.path, **report.model_dump()})
-        return
-    ing, summ = report.ingest, report.summarize
-    out.print(
-        f"[bold]ray[/] ({report.engine['address']}, {workers} workers, files in "
-        f"{report.engine['output']}): ingested [green]{ing['ingested']}[/] new interactions "
-        f"({ing['duplicates']} duplicates, {ing['quarantined']} quarantined); summarized "
-        f"[green]{summ['summarized']}[/] ({summ['cached']} cached, {summ['failed']} failed); "
-        f"{report.reused['inputs']} of {ing['files']} inputs already adapted"
-    )
-    out.print(_rollup_table(report.rollup))
-    out.print(judge_table(report.judge))
     if ing["quarantined"]:
         out.print("[dim]see the quarantined records with[/] tracewatch quarantine list")
 

@@ -339,13 +339,7 @@ def ingest(
     def flush() -> None:
         if not batch and not rejected:
             return
-        res = store.write_batch(batch, rejected)
-        report.inserted += res.inserted
-        report.duplicates += res.duplicates
-        report.quarantined += len(rejected) + res.conflicts
-        if res.conflicts:
-            report.quarantined_by_reason["conflicting_duplicate"] += res.conflicts
-        report.quarantine_repeats += res.quarantine_repeats
+        store_batch(store, batch, rejected, report)
         batch.clear()
         rejected.clear()
 
@@ -365,6 +359,22 @@ def ingest(
                 flush()
     flush()
     return report
+
+
+def store_batch(
+    store: Store,
+    batch: list[tuple[Interaction, str | None, int | None]],
+    rejected: list[Rejected],
+    report: IngestReport,
+) -> None:
+    """Write one batch and count what the store made of it (new, duplicate, conflicting)."""
+    res = store.write_batch(batch, rejected)
+    report.inserted += res.inserted
+    report.duplicates += res.duplicates
+    report.quarantined += len(rejected) + res.conflicts
+    if res.conflicts:
+        report.quarantined_by_reason["conflicting_duplicate"] += res.conflicts
+    report.quarantine_repeats += res.quarantine_repeats
 
 
 def adapt_input(

@@ -23,10 +23,9 @@ from typing import Any
 
 import numpy as np
 import orjson
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-from tracewatch.monitor.ingest import IngestOptions, IngestReport
+from tracewatch.monitor.ingest import IngestOptions, IngestReport, store_batch
 from tracewatch.monitor.judge import Judge, JudgeOptions, JudgeReport, run_judge
 from tracewatch.monitor.models import Interaction
 from tracewatch.monitor.ray_engine.inputs import InputFile, find_inputs
@@ -108,11 +107,7 @@ def _adapt(
             )
             .materialize()
         )
-    fs, _ = layout.fs_root
-    reports = []
-    for i in inputs:
-        meta = pq.read_schema(layout.interactions(i.key), filesystem=fs).metadata or {}
-        reports.append(orjson.loads(meta.get(INGEST_META, b"{}")))
+    reports = [layout.metadata(layout.interactions(i.key), INGEST_META) for i in inputs]
     return reports, len(inputs) - len(todo)
 
 
@@ -124,10 +119,11 @@ def _summarize(
     fs, _ = layout.fs_root
     folder = spec.storage_key(backend)
     report = SummarizeReport(backend.name, backend.model, backend.prompt_version)
-    done = np.array(read_summaries(layout, folder).column("content_hash").to_pylist(), dtype=object)
+    stored = read_summaries(layout, folder, columns=["content_hash"])
+    done = np.array(stored.column("content_hash").to_pylist(), dtype=object)
     hashes: set[str] = set()
     for f in files:
-        t = pq.read_table(f, columns=["kind", "content_hash"], filesystem=fs)
+        t = layout.read(f, ["kind", "content_hash"])
         kinds, found = (c.to_pylist() for c in t.columns)
         hashes.update(h for k, h in zip(kinds, found, strict=True) if k == "interaction")
     report.to_do = len(hashes - set(done.tolist()))
@@ -218,10 +214,9 @@ def _rollup(
 def _write_interactions(
     store: Store, inputs: list[InputFile], layout: Layout, report: IngestReport
 ) -> None:
-    fs, _ = layout.fs_root
+    """Through `ingest.store_batch`, input by input in order, as `ingest` would have."""
     for item in inputs:
-        table = pq.read_table(layout.interactions(item.key), filesystem=fs)
-        rows = table.to_pylist()
+        rows = layout.read(layout.interactions(item.key)).to_pylist()
         for start in range(0, len(rows), 500):
             batch: list[tuple[Interaction, str | None, int | None]] = []
             rejected: list[Rejected] = []
@@ -230,23 +225,9 @@ def _write_interactions(
                     inter = Interaction.model_validate_json(r["payload"])
                     batch.append((inter, r["source_file"], r["line"]))
                 else:
-                    rejected.append(
-                        Rejected(
-                            r["source_file"],
-                            r["line"],
-                            r["adapter"],
-                            r["reason"],
-                            r["error"],
-                            r["raw"],
-                        )
-                    )
-            res = store.write_batch(batch, rejected)
-            report.inserted += res.inserted
-            report.duplicates += res.duplicates
-            report.quarantined += len(rejected) + res.conflicts
-            if res.conflicts:
-                report.quarantined_by_reason["conflicting_duplicate"] += res.conflicts
-            report.quarantine_repeats += res.quarantine_repeats
+                    fields = ("source_file", "line", "adapter", "reason", "error", "raw")
+                    rejected.append(Rejected(*(r[f] for f in fields)))
+            store_batch(store, batch, rejected, report)
 
 
 def run_on_ray(
@@ -275,10 +256,11 @@ def run_on_ray(
     sys.stdout.flush()
     saved_stdout = os.dup(1)
     os.dup2(2, 1)
-    started = _start(options)
-    DataContext.get_current().enable_progress_bars = options.progress
+    started = False
     seconds: dict[str, float] = {}
     try:
+        started = _start(options)
+        DataContext.get_current().enable_progress_bars = options.progress
         t = time.perf_counter()
         on_stage("adapt")
         per_file, inputs_reused = _adapt(inputs, layout, iopts, options.workers)
@@ -324,10 +306,9 @@ def run_on_ray(
             backend.name, backend.model, backend.prompt_version, backend.rollup_prompt_version
         ),
     )
-    fs, _ = layout.fs_root
     shard_reports = []
     for s in shards:
-        aggs = aggregates_from(pq.read_table(s["shard"], filesystem=fs))
+        aggs = aggregates_from(layout.read(s["shard"]))
         rs.write_aggregates([a for a in aggs if a.kind == "account_window"], features=True)
         rs.write_aggregates([a for a in aggs if a.kind != "account_window"], features=False)
         if not s["reused"]:

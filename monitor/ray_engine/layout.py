@@ -15,7 +15,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
@@ -67,6 +69,12 @@ class Layout:
         tmp = f"{parent}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
         pq.write_table(table, tmp, filesystem=fs)
         fs.move(tmp, path)
+
+    def metadata(self, path: str, key: bytes) -> dict[str, Any]:
+        """The JSON document a stage keeps in its file's schema metadata under `key`."""
+        fs, _ = self.fs_root
+        meta = pq.read_schema(path, filesystem=fs).metadata or {}
+        return orjson.loads(meta.get(key, b"{}"))
 
     def read(self, path: str, columns: list[str] | None = None) -> pa.Table:
         fs, _ = self.fs_root

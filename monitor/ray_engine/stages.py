@@ -23,7 +23,6 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from tracewatch.monitor.aggregates import Aggregate
@@ -100,24 +99,9 @@ class BackendSpec(BaseModel):
 # -- adapt ------------------------------------------------------------------------------
 
 
-def _report_dict(report: IngestReport) -> dict[str, Any]:
-    return {
-        "bytes": report.bytes,
-        "records": report.records,
-        "interactions": report.interactions,
-        "quarantined_by_reason": dict(report.quarantined_by_reason),
-        "by_format": dict(report.by_format),
-        "defaults_used": dict(report.defaults_used),
-    }
-
-
-def adapt_one(item: InputFile, layout: Layout, opts: IngestOptions) -> dict[str, Any]:
-    """One input to its Parquet file; an input already done is only counted."""
+def adapt_one(item: InputFile, layout: Layout, opts: IngestOptions) -> None:
+    """One input to its Parquet file, with its ingest counts in the file's metadata."""
     path = layout.interactions(item.key)
-    if layout.exists(path):
-        fs, _ = layout.fs_root
-        meta = pq.read_schema(path, filesystem=fs).metadata or {}
-        return {**orjson.loads(meta.get(INGEST_META, b"{}")), "reused": True}
     report = IngestReport()
     rows: list[dict[str, Any]] = []
 
@@ -154,19 +138,19 @@ def adapt_one(item: InputFile, layout: Layout, opts: IngestOptions) -> dict[str,
                     "payload": inter.model_dump_json(),
                 }
             )
-    done = _report_dict(report)
     table = pa.Table.from_pylist(rows, schema=INTERACTION_SCHEMA)
-    layout.write(path, table.replace_schema_metadata({INGEST_META: orjson.dumps(done)}))
-    return {**done, "reused": False}
+    meta = {INGEST_META: orjson.dumps(report.as_dict())}
+    layout.write(path, table.replace_schema_metadata(meta))
 
 
 def adapt_files(batch: Batch, layout: Layout, opts: IngestOptions) -> Batch:
-    """Ray `map_batches` function over rows of `InputFile` fields."""
-    out: list[str] = []
+    """Ray `map_batches` function over rows of `InputFile` fields; the driver skips inputs
+    whose file exists and reads the counts from the files."""
     for i in range(len(batch["key"])):
-        item = InputFile(**{k: _plain(batch[k][i]) for k in InputFile.model_fields})
-        out.append(orjson.dumps({"key": item.key, **adapt_one(item, layout, opts)}).decode())
-    return {"report": out}
+        adapt_one(
+            InputFile(**{k: _plain(batch[k][i]) for k in InputFile.model_fields}), layout, opts
+        )
+    return {"key": list(batch["key"])}
 
 
 def _plain(value: Any) -> Any:
@@ -239,15 +223,21 @@ class SummarizeBatch:
         }
 
 
-def read_summaries(layout: Layout, folder: str, hashes: list[str] | None = None) -> pa.Table:
-    """Stored summaries of one backend, all of them or those of `hashes`."""
+def read_summaries(
+    layout: Layout, folder: str, hashes: list[str] | None = None, columns: list[str] | None = None
+) -> pa.Table:
+    """Stored summaries of one backend, all of them or those of `hashes` (content_hash is
+    always among the columns)."""
+    if columns is not None and "content_hash" not in columns:
+        columns = ["content_hash", *columns]
     files = layout.files_under(layout.summaries_dir(folder))
     if not files:
-        return SUMMARY_SCHEMA.empty_table()
+        empty = SUMMARY_SCHEMA.empty_table()
+        return empty.select(columns) if columns is not None else empty
     fs, _ = layout.fs_root
     ds = pads.dataset(files, schema=SUMMARY_SCHEMA, format="parquet", filesystem=fs)
     flt = pc.field("content_hash").isin(hashes) if hashes is not None else None
-    table = ds.to_table(filter=flt)
+    table = ds.to_table(columns=columns, filter=flt)
     # A summary retried by Ray can exist in two part files; keep one row per content.
     _, first = np.unique(table.column("content_hash").to_numpy(zero_copy_only=False), True)
     return table.take(pa.array(np.sort(first)))
@@ -300,12 +290,8 @@ class RollupShard:
         reused = self.layout.exists(path)
         if not reused:
             self._roll(group, rank, summaries, path)
-        meta = self.layout.read(path, ["aggregate_id"]).schema.metadata or {}
-        return {
-            "shard": [path],
-            "reused": [reused],
-            "report": [meta.get(ROLLUP_META, b"{}").decode()],
-        }
+        report = self.layout.metadata(path, ROLLUP_META)
+        return {"shard": [path], "reused": [reused], "report": [orjson.dumps(report).decode()]}
 
     def _roll(self, group: Batch, rank: list[int], summaries: pa.Table, path: str) -> None:
         with (
