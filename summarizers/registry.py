@@ -51,5 +51,20 @@ def _anthropic(redactor: Redactor, opts: dict[str, Any]) -> Summarizer:
     return AnthropicSummarizer(redactor, opts.get("model") or DEFAULT_MODEL)
 
 
+def _vllm_offline(redactor: Redactor, opts: dict[str, Any]) -> Summarizer:
+    from tracewatch.summarizers.vllm_offline import VLLMOfflineSummarizer
+
+    model = opts.get("model")
+    if not model:
+        raise ValueError("the vllm-offline summarizer needs --model (a local path or HF name)")
+    return VLLMOfflineSummarizer(redactor, model, **(opts.get("engine_args") or {}))
+
+
 register("vllm", "a model served by vLLM's OpenAI-compatible API (--vllm-url, --model)", _vllm)
+register(
+    "vllm-offline",
+    "a vLLM engine in this process, or on GPU workers with --engine ray (--model, "
+    "--vllm-engine-args)",
+    _vllm_offline,
+)
 register("anthropic", "the Anthropic API (ANTHROPIC_API_KEY)", _anthropic)

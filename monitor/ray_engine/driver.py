@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -43,6 +44,7 @@ from tracewatch.monitor.ray_engine.stages import (
     shard_of,
     summaries_from,
 )
+from tracewatch.monitor.ray_engine.vllm_stage import CPUS_PER_ENGINE
 from tracewatch.monitor.rollup import RollupOptions, RollupReport, run_rollup
 from tracewatch.monitor.rollup_store import RollupStore, SummaryKey
 from tracewatch.monitor.store import Rejected, Store
@@ -59,6 +61,12 @@ class RayOptions(BaseModel):
     workers: int = Field(2, ge=1, description="parallel workers per stage (and local CPUs)")
     shards: int = Field(16, ge=1, description="account shards of the rollup stage")
     batch_size: int = Field(64, ge=1, description="interactions per summarize task")
+    vllm_device: Literal["gpu", "cpu"] = Field(
+        "gpu", description="where vllm-offline's engines run: GPUs, or CPUs with vLLM's CPU build"
+    )
+    accelerator_type: str | None = Field(
+        None, description="with vllm-offline: only GPUs of this Ray accelerator type (H100...)"
+    )
     progress: bool = True
 
 
@@ -72,8 +80,11 @@ class RayRunReport(BaseModel):
     seconds: dict[str, float]
 
 
-def _start(options: RayOptions) -> bool:
-    """Connect to the cluster, or start a local Ray; True when this call started it."""
+def _start(options: RayOptions, engines: bool) -> bool:
+    """Connect to the cluster, or start a local Ray; True when this call started it.
+
+    `engines`: the summarize stage runs vLLM engines, each with its light CPU stages.
+    """
     import ray
 
     if ray.is_initialized():
@@ -86,7 +97,10 @@ def _start(options: RayOptions) -> bool:
     else:
         # One CPU beyond the workers' for Ray Data's own reading and shuffling tasks: with
         # every CPU held by the worker actors, the shuffle feeding them could never run.
-        ray.init(num_cpus=options.workers + 1, include_dashboard=False, **common)
+        cpus = options.workers + 1
+        if engines:
+            cpus += math.ceil(options.workers * CPUS_PER_ENGINE)
+        ray.init(num_cpus=cpus, include_dashboard=False, **common)
     return True
 
 
@@ -135,7 +149,7 @@ def _summarize(
         keep = (batch["kind"] == "interaction") & ~np.isin(batch["content_hash"], done)
         return {k: v[keep] for k, v in batch.items()}
 
-    rows = (
+    firsts = (
         ray.data.read_parquet(
             files,
             filesystem=fs,
@@ -144,14 +158,37 @@ def _summarize(
         .map_batches(pending)
         .groupby("content_hash", num_partitions=opts.workers * 2)
         .map_groups(first_of_content)
-        .map_batches(
+    )
+    if spec.name == "vllm-offline":
+        # The engines live in Ray Data's vLLM processor on GPU workers; the rollup stage and
+        # this driver hold the same backend without ever loading its model.
+        from tracewatch.monitor.ray_engine.vllm_stage import (
+            engine_processor,
+            settle,
+            write_answers,
+        )
+
+        processor = engine_processor(
+            spec, opts.workers, opts.batch_size, opts.vllm_device, opts.accelerator_type
+        )
+        done_ds = (
+            processor(firsts)
+            .map(settle)
+            .map_batches(
+                write_answers,
+                batch_size=opts.batch_size,
+                batch_format="pyarrow",
+                fn_kwargs={"layout": layout, "folder": folder},
+            )
+        )
+    else:
+        done_ds = firsts.map_batches(
             SummarizeBatch,
             batch_size=opts.batch_size,
             fn_constructor_kwargs={"spec": spec, "layout": layout},
             compute=ray.data.ActorPoolStrategy(size=opts.workers),
         )
-        .take_all()
-    )
+    rows = done_ds.take_all()
     failures = []
     for r in rows:
         if r["error"] is None:
@@ -259,7 +296,7 @@ def run_on_ray(
     started = False
     seconds: dict[str, float] = {}
     try:
-        started = _start(options)
+        started = _start(options, spec.name == "vllm-offline")
         DataContext.get_current().enable_progress_bars = options.progress
         t = time.perf_counter()
         on_stage("adapt")

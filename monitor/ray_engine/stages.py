@@ -34,7 +34,7 @@ from tracewatch.monitor.ray_engine.layout import Layout
 from tracewatch.monitor.rollup import RollupOptions, run_rollup
 from tracewatch.monitor.rollup_store import digest
 from tracewatch.monitor.store import Rejected, Store
-from tracewatch.summarizers.base import Summarizer
+from tracewatch.summarizers.base import Summarizer, SummarizerError
 from tracewatch.summarizers.models import Summary
 from tracewatch.summarizers.redaction import Redactor
 from tracewatch.summarizers.registry import create
@@ -81,12 +81,15 @@ class BackendSpec(BaseModel):
     name: str
     model: str | None = None
     vllm_url: str | None = None
+    engine_args: dict[str, Any] = {}
     key: bytes
     concurrency: int = 8
 
     def create(self) -> Summarizer:
         return create(
-            self.name, Redactor(self.key), {"model": self.model, "vllm_url": self.vllm_url}
+            self.name,
+            Redactor(self.key),
+            {"model": self.model, "vllm_url": self.vllm_url, "engine_args": self.engine_args},
         )
 
     def storage_key(self, backend: Summarizer) -> str:
@@ -187,6 +190,33 @@ def first_of_content(group: Batch) -> Batch:
     return {k: [group[k][i]] for k in ("content_hash", "interaction_id", "day", "payload")}
 
 
+def write_results(
+    layout: Layout,
+    folder: str,
+    hashes: list[str],
+    days: list[str],
+    results: list[Summary | SummarizerError],
+) -> Batch:
+    """A batch's summaries into one Parquet part per day; per content, its error or None."""
+    by_day: dict[str, list[Summary]] = {}
+    errors: list[str | None] = []
+    for day, res in zip(days, results, strict=True):
+        if isinstance(res, Summary):
+            by_day.setdefault(str(day), []).append(res)
+            errors.append(None)
+        else:
+            errors.append(str(res).split("\n", 1)[0][:200] or type(res).__name__)
+    for day, done in by_day.items():
+        part = layout.summary_part(folder, day, [s.content_hash for s in done])
+        layout.write(part, summaries_table(done))
+    return {
+        "content_hash": list(hashes),
+        "error": errors,
+        "tokens_in": [r.tokens_in if isinstance(r, Summary) else 0 for r in results],
+        "tokens_out": [r.tokens_out if isinstance(r, Summary) else 0 for r in results],
+    }
+
+
 class SummarizeBatch:
     """A Ray actor: one backend per worker, kept across batches (a client or an engine)."""
 
@@ -202,25 +232,8 @@ class SummarizeBatch:
         results = self.loop.run_until_complete(
             self.backend.summarize_many(inters, self.spec.concurrency)
         )
-        by_day: dict[str, list[Summary]] = {}
-        errors: list[str | None] = []
-        for day, res in zip(batch["day"], results, strict=True):
-            if isinstance(res, Summary):
-                by_day.setdefault(str(day), []).append(res)
-                errors.append(None)
-            else:
-                errors.append(str(res).split("\n", 1)[0][:200] or type(res).__name__)
-        for day, done in by_day.items():
-            hashes = [s.content_hash for s in done]
-            self.layout.write(
-                self.layout.summary_part(self.folder, day, hashes), summaries_table(done)
-            )
-        return {
-            "content_hash": [i.content_hash for i in inters],
-            "error": errors,
-            "tokens_in": [r.tokens_in if isinstance(r, Summary) else 0 for r in results],
-            "tokens_out": [r.tokens_out if isinstance(r, Summary) else 0 for r in results],
-        }
+        hashes = [i.content_hash for i in inters]
+        return write_results(self.layout, self.folder, hashes, list(batch["day"]), results)
 
 
 def read_summaries(

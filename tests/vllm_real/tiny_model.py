@@ -15,7 +15,16 @@ CHAT_TEMPLATE = (
 )
 
 
-def build(out: Path) -> Path:
+def build(out: Path, fixed: bool = False) -> Path:
+    """The tiny model; `fixed` makes its greedy answer the same whatever the prompt.
+
+    A fixed model's residual stream is its token embedding alone (attention and MLP outputs
+    zeroed), every embedding carries one constant dimension, and the final norm keeps only
+    that dimension: the logits are then one fixed score per token. Scores favour `"`, then `}`,
+    then `A`, so under the summary's JSON schema greedy decoding writes `{"summary":"A"}`, a
+    valid answer, on every engine and batch shape alike. Random weights would give random
+    text that almost never closes its JSON before max_tokens.
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -55,8 +64,29 @@ def build(out: Path) -> Path:
         pad_token_id=fast.pad_token_id,
         torch_dtype="float32",
     )
-    LlamaForCausalLM(config).save_pretrained(out, safe_serialization=True)
+    model = LlamaForCausalLM(config)
+    if fixed:
+        _fix(model, fast)
+    model.save_pretrained(out, safe_serialization=True)
     return out
+
+
+def _fix(model: object, tok: object) -> None:
+    import torch
+
+    with torch.no_grad():
+        inner = model.model  # type: ignore[attr-defined]
+        for layer in inner.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        inner.embed_tokens.weight.mul_(0.01)
+        inner.embed_tokens.weight[:, 0] = 1.0
+        inner.norm.weight.zero_()
+        inner.norm.weight[0] = 1.0
+        head = model.lm_head.weight  # type: ignore[attr-defined]
+        head.zero_()
+        for text, score in (('"', 30.0), ("A", 20.0), ("}", 10.0)):
+            head[tok.convert_tokens_to_ids(text), 0] = score  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":
