@@ -646,7 +646,7 @@ def run_cmd(
         try:
             import tracewatch.monitor.ray_engine  # noqa: F401 - fail before opening anything
         except ImportError as exc:
-            hint = "pip install 'tracewatch\\[ray]'"
+            hint = "pip install 'tracewatch[ray]'"
             raise _fail(f"--engine ray needs Ray Data: {hint} ({exc})") from None
     opts = _rollup_options(
         window=window, budget_tokens=budget_tokens, campaigns=campaigns, concurrency=concurrency
