@@ -26,7 +26,7 @@ from tracewatch.summarizers.models import Summary
 from tracewatch.summarizers.vllm_offline import VLLMOfflineSummarizer
 
 LIGHT_CPUS = 0.25
-# What the processor holds per engine worker beyond the engine's own CPU: its three light stages.
+# What the processor holds per engine worker: the engine's CPU and its three light stages.
 CPUS_PER_ENGINE = 1 + 3 * LIGHT_CPUS
 
 
