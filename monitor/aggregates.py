@@ -28,6 +28,7 @@ from tracewatch.summarizers.facets import (
 from tracewatch.summarizers.models import Facets
 
 CITE_MAX = 8
+CITE_PER_ACCOUNT = 3  # kept per account on a campaign link, for citations spread over members
 TEXT_MAX = 300
 AggregateKind = Literal["account_window", "account_period", "campaign"]
 
@@ -447,6 +448,26 @@ class CampaignLink(BaseModel):
     key: str = Field(description="the shared text (redacted), target, pseudonym or time bucket")
     accounts: list[str]
     ids: list[str] = Field(default_factory=list)
+    by_account: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="a few interaction ids of each account behind the link",
+    )
+
+
+def spread(by_account: dict[str, list[str]], limit: int = CITE_MAX) -> list[str]:
+    """Interaction ids taken in turn from each account, so that a handful of citations shows
+    the coordination: the lowest ids overall would all come from one account."""
+    queues = [sorted(set(ids)) for _, ids in sorted(by_account.items())]
+    out: list[str] = []
+    seen: set[str] = set()
+    for rank in range(max((len(q) for q in queues), default=0)):
+        for q in queues:
+            if rank < len(q) and q[rank] not in seen:
+                seen.add(q[rank])
+                out.append(q[rank])
+                if len(out) == limit:
+                    return out
+    return out
 
 
 class Aggregate(BaseModel):

@@ -31,8 +31,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Literal
 
-from tracewatch.monitor.aggregates import CITE_MAX, CampaignLink
+from tracewatch.monitor.aggregates import CITE_PER_ACCOUNT, CampaignLink, spread
 from tracewatch.monitor.near_duplicates import SIMILARITY, UnionFind
 from tracewatch.monitor.rollup_store import RollupStore
 from tracewatch.summarizers.fingerprints import minhash_similarity
@@ -79,15 +80,13 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
 
         # Identities shared by a few accounts.
         for key, accounts, ids in con.execute(
-            "SELECT key, list(DISTINCT account_id ORDER BY account_id), flatten(list(ids))"
-            " FROM _tw_f WHERE kind = 'identity' GROUP BY key"
-            " HAVING count(DISTINCT account_id) BETWEEN 2 AND ?",
+            "WITH t AS (SELECT key, account_id, flatten(list(ids)) AS ids FROM _tw_f"
+            " WHERE kind = 'identity' GROUP BY key, account_id)"
+            " SELECT key, list(account_id ORDER BY account_id), list(ids ORDER BY account_id)"
+            " FROM t GROUP BY key HAVING count(*) BETWEEN 2 AND ?",
             [IDENTITY_MAX_ACCOUNTS],
         ).fetchall():
-            link = CampaignLink(
-                kind="identity", key=key, accounts=accounts, ids=sorted(set(ids))[:CITE_MAX]
-            )
-            links.append(link)
+            links.append(_link("identity", key, dict(zip(accounts, ids, strict=True))))
 
         # Near-duplicate posts across accounts: LSH band keys, confirmed on the signature.
         rows = con.execute(
@@ -127,8 +126,10 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
             if len(accounts) < 2:
                 continue
             rep = min(members)
-            ids = sorted({i for m in members for i in info[m][4]})[:CITE_MAX]
-            link = CampaignLink(kind="content", key=info[rep][1], accounts=accounts, ids=ids)
+            by_account: dict[str, list[str]] = defaultdict(list)
+            for m in members:
+                by_account[info[m][0]].extend(info[m][4])
+            link = _link("content", info[rep][1], by_account)
             n_posts = sum(info[m][3] for m in members)
             per_account: dict[str, int] = defaultdict(int)
             for m in members:
@@ -146,13 +147,13 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
         universe = con.execute(
             "SELECT count(DISTINCT key) FROM _tw_f WHERE kind = 'target'"
         ).fetchone()[0]
-        for a, b, shared, ids, na, nb in con.execute(
+        for a, b, shared, a_ids, b_ids, na, nb in con.execute(
             "WITH t AS (SELECT key, account_id, flatten(list(ids)) AS ids FROM _tw_f"
             " WHERE kind = 'target' GROUP BY key, account_id),"
             " per AS (SELECT account_id, count(*) AS n FROM t GROUP BY 1),"
             " rare AS (SELECT key FROM t GROUP BY key HAVING count(*) BETWEEN 2 AND ?)"
             " SELECT x.account_id, y.account_id, list(x.key ORDER BY x.key),"
-            " flatten(list(x.ids || y.ids)), any_value(px.n), any_value(py.n)"
+            " flatten(list(x.ids)), flatten(list(y.ids)), any_value(px.n), any_value(py.n)"
             " FROM t x JOIN t y ON x.key = y.key AND x.account_id < y.account_id"
             " JOIN per px ON px.account_id = x.account_id"
             " JOIN per py ON py.account_id = y.account_id"
@@ -168,15 +169,10 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
             weight[a, b] += 1.0 if strong else WEAK
             if strong:
                 alone.add((a, b))
-            evidence[a, b].append(
-                CampaignLink(
-                    kind="target",
-                    key=", ".join(shared[:10])
-                    + (f" (+{len(shared) - 10} more)" if len(shared) > 10 else ""),
-                    accounts=[a, b],
-                    ids=sorted(set(ids))[:CITE_MAX],
-                )
+            key = ", ".join(shared[:10]) + (
+                f" (+{len(shared) - 10} more)" if len(shared) > 10 else ""
             )
+            evidence[a, b].append(_link("target", key, {a: a_ids, b: b_ids}))
 
         # Co-activity in five-minute buckets that few accounts share.
         for a, b, shared, na, nb in con.execute(
@@ -221,6 +217,13 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
         )
     out.sort(key=lambda c: (-len(c.accounts), c.accounts))
     return out
+
+
+def _link(
+    kind: Literal["content", "target", "identity"], key: str, by_account: dict[str, list[str]]
+) -> CampaignLink:
+    kept = {a: sorted(set(ids))[:CITE_PER_ACCOUNT] for a, ids in sorted(by_account.items())}
+    return CampaignLink(kind=kind, key=key, accounts=list(kept), ids=spread(kept), by_account=kept)
 
 
 def group_accounts(

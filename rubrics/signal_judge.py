@@ -16,7 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracewatch.monitor.aggregates import Aggregate, Evidence, profile_page, specific_target
+from tracewatch.monitor.aggregates import (
+    Aggregate,
+    Evidence,
+    profile_page,
+    specific_target,
+    spread,
+)
 from tracewatch.rubrics.models import Quote, Rubric, SignalRule, Verdict
 from tracewatch.rubrics.verdicts import new_verdict
 
@@ -87,10 +93,23 @@ def _ids_of(evs: list[Evidence]) -> list[str]:
 
 
 def evidence(agg: Aggregate, rubric: Rubric) -> tuple[list[str], list[Quote]]:
-    """Interaction ids (and short redacted quotes) from the places the rubric names."""
+    """Interaction ids (and short redacted quotes) from the places the rubric names.
+
+    A campaign cites its links' interactions first, taken in turn from each implicated
+    account: a reviewer must see the same post or target from several accounts, and the
+    lowest ids of a merged facet usually all belong to one of them.
+    """
     f = agg.facets
     ids: list[str] = []
     quotes: list[Quote] = []
+    if agg.kind == "campaign" and "links" in rubric.evidence_sources:
+        members = set(implicated(agg, rubric))
+        per: dict[str, list[str]] = {}
+        for link in agg.links:
+            for account, got in link.by_account.items():
+                if account in members:
+                    per.setdefault(account, []).extend(got)
+        ids += spread(per, CITE)
     for src in rubric.evidence_sources:
         if src == "content":
             for g in [g for g in f.content if g.n >= 2] or f.content[:1]:
@@ -98,7 +117,8 @@ def evidence(agg: Aggregate, rubric: Rubric) -> tuple[list[str], list[Quote]]:
                 quotes.append(Quote(interaction_id=g.rep_id, text=g.text[:200]))
         elif src == "links":
             for link in agg.links:
-                ids += link.ids
+                if not (agg.kind == "campaign" and link.by_account):  # cited above if so
+                    ids += link.ids
                 if link.kind == "content":
                     quotes.append(Quote(interaction_id=link.ids[0], text=link.key[:200]))
         elif src == "targets":

@@ -139,6 +139,32 @@ def test_run_opens_cases_for_harmful_accounts_and_json_shape(judged: tuple[Path,
             assert owners <= set(c["accounts"])
 
 
+def test_a_campaign_case_cites_interactions_of_each_of_its_accounts(
+    judged: tuple[Path, dict],
+) -> None:
+    """Eight citations of one spammer say nothing about coordination: each member shows."""
+    db, _ = judged
+    cases = orjson.loads(tw("queue", "list", "--db", str(db), "--json").stdout)
+    sources = {r.id: r.evidence_sources for r in load_rubrics()}
+    campaigns = [
+        c for c in cases if c["subject_type"] == "campaign" and "links" in sources[c["rubric"]]
+    ]
+    assert campaigns, "the corpus plants campaigns; none was flagged"
+    with Store(db, read_only=True) as s:
+        for c in campaigns:
+            owners = [
+                s.con.execute(
+                    "SELECT account_id FROM interactions WHERE interaction_id = ?", [i]
+                ).fetchone()[0]
+                for i in c["evidence"]
+            ]
+            assert set(owners) <= set(c["accounts"])
+            assert len(set(owners)) == min(len(c["accounts"]), len(owners)), (c, owners)
+            # in turn: no account is cited twice before every account is cited once
+            first = owners[: len(set(owners))]
+            assert len(set(first)) == len(first), owners
+
+
 def test_rerun_opens_no_duplicate_cases(judged: tuple[Path, dict], tmp_path: Path) -> None:
     db, _ = judged
     before = orjson.loads(tw("queue", "export", "--db", str(db)).stdout)
