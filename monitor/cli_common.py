@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from tracewatch.monitor.review_client import ReviewClient, ReviewClientError
 from tracewatch.monitor.store import Store, StoreError, default_db_path
 
 out = Console()
@@ -24,6 +25,15 @@ DbOption = Annotated[
     typer.Option("--db", help="DuckDB file (default: $TRACEWATCH_DB or ./tracewatch.duckdb)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="TRACEWATCH_SERVER",
+        help="Ask a running `tracewatch serve` (http://host:port) instead of opening --db, "
+        "which the server holds; your reviewer key goes in $TRACEWATCH_REVIEW_KEY.",
+    ),
+]
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -37,6 +47,30 @@ def _open(db: str | None, read_only: bool = False) -> Store:
         return Store(db or default_db_path(), read_only=read_only)
     except StoreError as exc:
         raise _fail(str(exc)) from None
+
+
+def _only_one(db: str | None, server: str | None) -> None:
+    """--db and --server together would leave a reviewer unsure which queue they changed."""
+    if db and server:
+        raise _fail(
+            "give --db or --server, not both (is TRACEWATCH_SERVER set in the environment?)"
+        )
+
+
+def _client(server: str) -> ReviewClient:
+    try:
+        return ReviewClient(server)
+    except ReviewClientError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _remote(server: str, method: str, path: str, **kw: Any) -> dict[str, Any]:
+    """One call to the server's reviewers' API; a refusal exits 2 with the server's reason."""
+    with _client(server) as c:
+        try:
+            return c.post(path, kw) if method == "POST" else c.get(path, **kw)
+        except ReviewClientError as exc:
+            raise _fail(str(exc)) from None
 
 
 def _print_json(data: Any) -> None:

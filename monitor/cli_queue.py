@@ -17,17 +17,20 @@ from tracewatch.monitor.cli_common import (
     DbOption,
     JsonOption,
     ModelOption,
+    ServerOption,
     SummarizerOption,
     VllmUrlOption,
     _backend,
     _fail,
+    _only_one,
     _open,
     _print_json,
+    _remote,
     err,
     out,
 )
 from tracewatch.monitor.judge import JudgeReport
-from tracewatch.monitor.queue import ACTIONS, STATUSES, Case, Queue, QueueError
+from tracewatch.monitor.queue import ACTIONS, STATUSES, Case, CaseEvent, Queue, QueueError
 from tracewatch.monitor.reports.render import STATUS_STYLE, Responsive
 
 queue_app = typer.Typer(
@@ -210,16 +213,24 @@ def queue_list(
     account: Annotated[str | None, typer.Option("--account", "-a", help="Cases naming it.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many.")] = None,
     db: DbOption = None,
+    server: ServerOption = None,
     json: JsonOption = False,
 ) -> None:
     """Cases by priority (severity x score x reach), highest first."""
-    store = _open(db, read_only=True)
-    try:
-        cases = Queue(store).list(status or [], rubric or [], account, limit)
-    except QueueError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        store.close()
+    _only_one(db, server)
+    if server:
+        got = _remote(
+            server, "GET", "/v1/cases", status=status, rubric=rubric, account=account, limit=limit
+        )
+        cases = [Case.model_validate(c) for c in got["cases"]]
+    else:
+        store = _open(db, read_only=True)
+        try:
+            cases = Queue(store).list(status or [], rubric or [], account, limit)
+        except QueueError as exc:
+            raise _fail(str(exc)) from None
+        finally:
+            store.close()
     if json:
         _print_json([_case_json(c) for c in cases])
         return
@@ -234,18 +245,25 @@ def queue_list(
 def queue_show(
     case_id: Annotated[str, typer.Argument(help="A case id from `queue list`.")],
     db: DbOption = None,
+    server: ServerOption = None,
     json: JsonOption = False,
 ) -> None:
     """One case: the verdict, its evidence, and its audit trail."""
-    store = _open(db, read_only=True)
-    try:
-        q = Queue(store)
-        c = q.get(case_id)
-        events = q.events(case_id)
-    except QueueError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        store.close()
+    _only_one(db, server)
+    if server:
+        got = _remote(server, "GET", f"/v1/cases/{case_id}")
+        c = Case.model_validate(got["case"])
+        events = [CaseEvent.model_validate(e) for e in got["events"]]
+    else:
+        store = _open(db, read_only=True)
+        try:
+            q = Queue(store)
+            c = q.get(case_id)
+            events = q.events(case_id)
+        except QueueError as exc:
+            raise _fail(str(exc)) from None
+        finally:
+            store.close()
     if json:
         _print_json(
             {
@@ -281,16 +299,26 @@ def queue_show(
         )
 
 
-def _change(fn_name: str, case_id: str, db: str | None, json: bool, **kw: str | None) -> None:
-    store = _open(db)
-    try:
-        q = Queue(store)
+def _change(
+    fn_name: str, case_id: str, db: str | None, server: str | None, json: bool, **kw: str | None
+) -> None:
+    """A transition, here or on the server (where the key, not --reviewer, names the reviewer:
+    a --reviewer that differs from the key's name is refused)."""
+    _only_one(db, server)
+    if server:
+        c = Case.model_validate(
+            _remote(server, "POST", f"/v1/cases/{case_id}/{fn_name}", **kw)["case"]
+        )
+    else:
+        store = _open(db)
         try:
-            c = getattr(q, fn_name)(case_id, **kw)
-        except QueueError as exc:
-            raise _fail(str(exc)) from None
-    finally:
-        store.close()
+            q = Queue(store)
+            try:
+                c = getattr(q, fn_name)(case_id, **kw)
+            except QueueError as exc:
+                raise _fail(str(exc)) from None
+        finally:
+            store.close()
     if json:
         _print_json(_case_json(c))
         return
@@ -300,13 +328,21 @@ def _change(fn_name: str, case_id: str, db: str | None, json: bool, **kw: str | 
 @queue_app.command("claim")
 def queue_claim(
     case_id: Annotated[str, typer.Argument(help="An open case.")],
-    reviewer: Annotated[str, typer.Option("--reviewer", "-r", help="Who takes it.")],
+    reviewer: Annotated[
+        str | None,
+        typer.Option(
+            "--reviewer", "-r", help="Who takes it (required; with --server, your key's name)."
+        ),
+    ] = None,
     note: Annotated[str | None, typer.Option(help="Optional note for the audit trail.")] = None,
     db: DbOption = None,
+    server: ServerOption = None,
     json: JsonOption = False,
 ) -> None:
     """Take an open case for review (open -> in_review)."""
-    _change("claim", case_id, db, json, reviewer=reviewer, note=note)
+    if not reviewer and not server:
+        raise _fail("a reviewer name is required (--reviewer NAME)")
+    _change("claim", case_id, db, server, json, reviewer=reviewer, note=note)
 
 
 @queue_app.command("resolve")
@@ -318,10 +354,11 @@ def queue_resolve(
         str | None, typer.Option("--reviewer", "-r", help="Default: who claimed it.")
     ] = None,
     db: DbOption = None,
+    server: ServerOption = None,
     json: JsonOption = False,
 ) -> None:
     """Close a case with an action (in_review -> actioned, or dismissed for --action none)."""
-    _change("resolve", case_id, db, json, action=action, note=note, reviewer=reviewer)
+    _change("resolve", case_id, db, server, json, action=action, note=note, reviewer=reviewer)
 
 
 @queue_app.command("dismiss")
@@ -332,18 +369,24 @@ def queue_dismiss(
         str | None, typer.Option("--reviewer", "-r", help="Default: who claimed it.")
     ] = None,
     db: DbOption = None,
+    server: ServerOption = None,
     json: JsonOption = False,
 ) -> None:
     """Close a case as not harmful (in_review -> dismissed)."""
-    _change("dismiss", case_id, db, json, note=note, reviewer=reviewer)
+    _change("dismiss", case_id, db, server, json, note=note, reviewer=reviewer)
 
 
 @queue_app.command("export")
 def queue_export(
     db: DbOption = None,
+    server: ServerOption = None,
     json: Annotated[bool, typer.Option("--json", help="JSON (the only format).")] = True,
 ) -> None:
     """Every case with its full audit trail, as one JSON array on stdout."""
+    _only_one(db, server)
+    if server:
+        _print_json(_remote(server, "GET", "/v1/cases/export")["cases"])
+        return
     store = _open(db, read_only=True)
     try:
         _print_json(Queue(store).export())

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console, RenderableType
 
-from tracewatch.monitor.cli_common import DbOption, JsonOption, _fail, _open, _print_json, out
-from tracewatch.monitor.reports import build, render
+from tracewatch.monitor.cli_common import (
+    DbOption,
+    JsonOption,
+    ServerOption,
+    _fail,
+    _only_one,
+    _open,
+    _print_json,
+    _remote,
+    out,
+)
+from tracewatch.monitor.reports import build, models, render
 from tracewatch.monitor.store import Store
 
 report_app = typer.Typer(
@@ -35,36 +45,59 @@ WidthOption = Annotated[
 ]
 
 
+class Remote(NamedTuple):
+    """Where the same report comes from on a running server, and the model it arrives as."""
+
+    path: str
+    params: dict[str, Any]
+    model: type[BaseModel]
+
+
+class Where(NamedTuple):
+    """The options every report shares: where it comes from and where it goes."""
+
+    db: str | None
+    server: str | None
+    json: bool
+    html: Path | None
+    svg: Path | None
+    width: int | None
+
+
 def _emit(
-    store_db: str | None,
     make: Callable[[Store], BaseModel],
+    remote: Remote,
     view: Callable[[Any], RenderableType],
     title: str,
-    json: bool,
-    html: Path | None,
-    svg: Path | None,
-    width: int | None,
+    where: Where,
 ) -> None:
-    """Build the report, then print it (or its JSON) and write the requested files.
+    """Build the report (or fetch it from --server), then print it (or its JSON) and write
+    the requested files.
 
     An empty database is not an error: the guidance says what to run first, exit 0.
     """
+    store_db, server, json, html, svg, width = where
     for target in (html, svg):
         if target is not None and not target.parent.exists():
             raise _fail(f"{target}: folder {target.parent} does not exist")
-    store = _open(store_db, read_only=True)
-    try:
-        report = make(store)
-    except build.ReportEmpty as exc:
-        if json:
-            _print_json({"empty": True, "guidance": str(exc)})
-        else:
-            out.print(render.guidance(str(exc)))
-        return
-    except (build.ReportError, ValueError) as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        store.close()
+    _only_one(store_db, server)
+    if server:
+        got = _remote(server, "GET", remote.path, **remote.params)
+        if got.get("empty"):
+            _guidance(got["guidance"], json)
+            return
+        report = remote.model.model_validate(got["report"])
+    else:
+        store = _open(store_db, read_only=True)
+        try:
+            report = make(store)
+        except build.ReportEmpty as exc:
+            _guidance(str(exc), json)
+            return
+        except (build.ReportError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+        finally:
+            store.close()
     if json:
         _print_json(report.model_dump(mode="json"))
         return
@@ -80,6 +113,13 @@ def _emit(
             out.print(f"[dim]wrote {target}[/]", highlight=False)
 
 
+def _guidance(text: str, json: bool) -> None:
+    if json:
+        _print_json({"empty": True, "guidance": text})
+    else:
+        out.print(render.guidance(text))
+
+
 @report_app.command("case")
 def report_case(
     case_id: Annotated[
@@ -90,6 +130,7 @@ def report_case(
         bool, typer.Option("--top", help="The open case of highest priority: the next to review.")
     ] = False,
     db: DbOption = None,
+    server: ServerOption = None,
     json: JsonOption = False,
     html: HtmlOption = None,
     svg: SvgOption = None,
@@ -104,7 +145,9 @@ def report_case(
     def make(store: Store) -> BaseModel:
         return build.build_case(store, build.resolve_case_id(store, case_id, top))
 
-    _emit(db, make, render.case_view, "tracewatch case report", json, html, svg, width)
+    remote = Remote("/v1/reports/case", {"case_id": case_id, "top": top}, models.CaseReport)
+    where = Where(db, server, json, html, svg, width)
+    _emit(make, remote, render.case_view, "tracewatch case report", where)
 
 
 @report_app.command("interaction")
@@ -113,6 +156,7 @@ def report_interaction(
         str, typer.Argument(help="An interaction id (from a case's evidence).")
     ],
     db: DbOption = None,
+    server: ServerOption = None,
     json: JsonOption = False,
     html: HtmlOption = None,
     svg: SvgOption = None,
@@ -125,7 +169,11 @@ def report_interaction(
     def make(store: Store) -> BaseModel:
         return build.build_interaction(store, interaction_id, Redactor(load_key(store.path)))
 
-    _emit(db, make, render.interaction_view, "tracewatch interaction", json, html, svg, width)
+    remote = Remote(
+        "/v1/reports/interaction", {"interaction_id": interaction_id}, models.InteractionReport
+    )
+    where = Where(db, server, json, html, svg, width)
+    _emit(make, remote, render.interaction_view, "tracewatch interaction", where)
 
 
 @report_app.command("overview")
@@ -140,6 +188,7 @@ def report_overview(
     ] = None,
     top: Annotated[int, typer.Option(min=1, help="How many top accounts and campaigns.")] = 10,
     db: DbOption = None,
+    server: ServerOption = None,
     json: JsonOption = False,
     html: HtmlOption = None,
     svg: SvgOption = None,
@@ -158,13 +207,16 @@ def report_overview(
     def make(store: Store) -> BaseModel:
         return build.build_overview(store, when, top)
 
-    _emit(db, make, render.overview_view, "tracewatch overview", json, html, svg, width)
+    remote = Remote("/v1/reports/overview", {"since": since, "top": top}, models.OverviewReport)
+    where = Where(db, server, json, html, svg, width)
+    _emit(make, remote, render.overview_view, "tracewatch overview", where)
 
 
 @report_app.command("account")
 def report_account(
     account: Annotated[str, typer.Argument(help="An account id (see `tracewatch stats`).")],
     db: DbOption = None,
+    server: ServerOption = None,
     json: JsonOption = False,
     html: HtmlOption = None,
     svg: SvgOption = None,
@@ -176,4 +228,7 @@ def report_account(
     def make(store: Store) -> BaseModel:
         return build.build_account(store, account)
 
-    _emit(db, make, render.account_view, f"tracewatch account {account}", json, html, svg, width)
+    remote = Remote("/v1/reports/account", {"account": account}, models.AccountReport)
+    title = f"tracewatch account {account}"
+    where = Where(db, server, json, html, svg, width)
+    _emit(make, remote, render.account_view, title, where)

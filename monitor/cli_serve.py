@@ -42,13 +42,16 @@ def serve_cmd(
 ) -> None:
     """Receive traces over HTTP: Standard Webhooks envelopes on POST /v1/interactions and
     OpenTelemetry OTLP/HTTP (protobuf or JSON) on POST /v1/traces; GET /healthz, /readyz and
-    /metrics (Prometheus).
+    /metrics (Prometheus); the reviewers' API (/v1/cases, /v1/reports) for
+    `tracewatch queue|report --server URL`.
 
     Credentials come from TRACEWATCH_WEBHOOK_SECRETS (whsec_ secrets, space- or
-    comma-separated; several during a rotation) and TRACEWATCH_OTLP_KEYS (sender=key pairs),
-    or from --config. A request is answered 2xx only after its data is committed to the
+    comma-separated; several during a rotation), TRACEWATCH_OTLP_KEYS (sender=key pairs) and
+    TRACEWATCH_REVIEW_KEYS (reviewer=key pairs; the audit trail records the key's name), or
+    from --config. A request is answered 2xx only after its data is committed to the
     database. The server holds the database while it runs (DuckDB allows one writing
-    process): other tracewatch commands on the same --db wait until it stops.
+    process): other tracewatch commands on the same --db fail at once and say so; reviewers
+    reach the queue and reports through the server with --server.
     """
     import uvicorn
 

@@ -422,7 +422,9 @@ class Store:
                     f"{self.path}: the database is in use by another tracewatch process "
                     "(DuckDB allows one writing process; `tracewatch serve` holds its database "
                     "while it runs). Stop it, use another --db, or send the traces to the "
-                    f"server's /v1/interactions instead. ({msg.splitlines()[0]})"
+                    "server's /v1/interactions instead; `tracewatch queue` and `tracewatch "
+                    "report` reach it with --server URL. "
+                    f"({msg.splitlines()[0]})"
                 ) from exc
             raise StoreError(f"{self.path}: cannot open the database: {msg}") from exc
         except duckdb.Error as exc:

@@ -5,6 +5,7 @@ OTLP/HTTP exporter, and the DuckDB file read back after the server stops."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -300,6 +301,88 @@ def test_cli_refuses_a_database_the_server_holds(tmp_path: Path) -> None:
         )
         assert r.returncode == 2
         assert "tracewatch serve" in r.stderr and "/v1/interactions" in r.stderr
+
+
+def tw(*args: object, key: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWATCH_")}
+    if key is not None:
+        env["TRACEWATCH_REVIEW_KEY"] = key
+    return subprocess.run(
+        [sys.executable, "-m", "tracewatch.monitor.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def test_reviewers_work_the_queue_through_the_server_that_holds_the_database(
+    tmp_path: Path,
+) -> None:
+    db, corpus = tmp_path / "s.duckdb", tmp_path / "corpus"
+    made = tw("corpus", "generate", "--seed", "3", "--interactions", "300",
+              "--spam-campaign-accounts", "3", "--out", corpus)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert tw("run", corpus, "--db", db).returncode == 0
+    cases = orjson.loads(tw("queue", "list", "--db", db, "--json").stdout)
+    camp = next(c for c in cases if c["subject_type"] == "campaign")
+    views = [
+        ["queue", "list"],
+        ["queue", "list", "--status", "open", "--rubric", "spam-posting", "--limit", "2"],
+        ["queue", "show", camp["case_id"]],
+        ["queue", "export"],
+        ["report", "case", "--top"],
+        ["report", "case", camp["case_id"][:6]],
+        ["report", "account", camp["accounts"][0]],
+        ["report", "interaction", camp["evidence"][0]],
+        ["report", "overview", "--since", "2026-10-01"],
+    ]
+    local = [tw(*v, "--db", db, "--json").stdout for v in views]
+    srv = Running(db, [NEW], KEYS, {"process": False})
+    srv.env["TRACEWATCH_REVIEW_KEYS"] = "rita=rk-rita-1,sam=rk-sam-2"
+    with srv:
+        assert tw("queue", "list", "--db", db).returncode == 2  # the server holds the file
+        # the same documents as a local run, so the same rendering
+        for view, want in zip(views, local, strict=True):
+            r = tw(*view, "--server", srv.url, "--json", key="rk-rita-1")
+            assert r.returncode == 0, (view, r.stderr)
+            assert orjson.loads(r.stdout) == orjson.loads(want), view
+        shown = tw("report", "case", camp["case_id"], "--server", srv.url, key="rk-sam-2")
+        assert shown.returncode == 0 and camp["case_id"] in shown.stdout
+        r = tw("queue", "list", "--db", db, "--server", srv.url, key="rk-rita-1")
+        assert r.returncode == 2 and "not both" in r.stderr
+        # no key, a wrong key: refused before anything is read
+        r = tw("queue", "list", "--server", srv.url)
+        assert r.returncode == 2 and "TRACEWATCH_REVIEW_KEY" in r.stderr
+        r = tw("queue", "list", "--server", srv.url, key="guess")
+        assert r.returncode == 2 and "401" in r.stderr
+        r = httpx.get(srv.url + "/v1/cases", headers={"authorization": "Bearer rk-sam-2"})
+        assert r.status_code == 200 and len(r.json()["cases"]) == len(cases)
+        # the key names the reviewer: acting as somebody else is refused and changes nothing
+        cid = camp["case_id"]
+        r = tw("queue", "claim", cid, "-r", "sam", "--server", srv.url, key="rk-rita-1")
+        assert r.returncode == 2 and "403" in r.stderr and "'rita'" in r.stderr
+        r = tw("queue", "claim", cid, "--note", "mine", "--server", srv.url, "--json",
+               key="rk-rita-1")  # fmt: skip
+        assert r.returncode == 0 and orjson.loads(r.stdout)["status"] == "in_review", r.stderr
+        r = tw("queue", "resolve", cid, "--action", "suspend", "--note", "one ring",
+               "--server", srv.url, key="rk-rita-1")  # fmt: skip
+        assert r.returncode == 0 and "actioned" in r.stdout, r.stderr
+        r = tw("queue", "dismiss", cid, "--note", "x", "--server", srv.url, key="rk-rita-1")
+        assert r.returncode == 2 and "409" in r.stderr and "actioned" in r.stderr
+        r = tw("queue", "show", "C-nope", "--server", srv.url, key="rk-rita-1")
+        assert r.returncode == 2 and "404" in r.stderr and "no case" in r.stderr
+        r = tw("report", "account", "nobody", "--server", srv.url, key="rk-rita-1")
+        assert r.returncode == 2 and "no interactions for account" in r.stderr
+    trail = rows(
+        db,
+        "SELECT actor, event, to_status, note FROM case_events WHERE case_id = ? ORDER BY event_id",
+        [cid],
+    )
+    assert trail[1:] == [
+        ("rita", "claimed", "in_review", "mine"),
+        ("rita", "resolved", "actioned", "one ring"),
+    ]
 
 
 def test_kill_9_mid_load_loses_no_acknowledged_interaction(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The ASGI app: webhook and OTLP receivers, health, readiness and metrics.
+"""The ASGI app: webhook and OTLP receivers, the reviewers' API, health, readiness, metrics.
 
 Order of work for every POST: size cap (413), authentication (401), backpressure (429),
 parse (400, the payload quarantined), then the write on the single writer thread, and only
@@ -26,6 +26,7 @@ from tracewatch.monitor.server.config import ServeConfig
 from tracewatch.monitor.server.inbox import Built, Delivery, Inbox, build
 from tracewatch.monitor.server.metrics import Metrics
 from tracewatch.monitor.server.otlp import OtlpError, decode, span_rows
+from tracewatch.monitor.server.review import Readers, add_review_routes
 from tracewatch.monitor.server.worker import Worker
 from tracewatch.monitor.store import Rejected, Store
 
@@ -53,6 +54,7 @@ class Server:
             asyncio.Queue()
         )
         self.worker = Worker(config, self.writer, self.inbox, self.store.cursor(), self.metrics)
+        self.readers = Readers(self.store)
 
     def _admit(self) -> None:
         """Refuse rather than queue writes without bound."""
@@ -127,6 +129,7 @@ class Server:
     def close(self) -> None:
         self.worker.close()
         self.writer.shutdown(wait=True)
+        self.readers.close()
         self.worker.store.close()
         self.store.close()
 
@@ -291,6 +294,8 @@ def create_app(config: ServeConfig) -> FastAPI:
                 media_type="application/x-protobuf",
             )
         return JSONResponse({})
+
+    add_review_routes(app, server, answer, refused)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

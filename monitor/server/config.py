@@ -31,6 +31,11 @@ class ServeConfig(BaseModel):
     otlp_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="OTLP sender name -> its bearer key"
     )
+    review_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="reviewer name -> bearer key for the queue and report API (/v1/cases, "
+        "/v1/reports); the name is what the audit trail records",
+    )
     identity_attributes: list[str] = Field(
         default_factory=lambda: list(DEFAULT_IDENTITY_ATTRIBUTES),
         description="span, then resource attributes naming the account, first found wins",
@@ -48,11 +53,22 @@ class ServeConfig(BaseModel):
     window: str = "1d"
 
 
+def _pairs(var: str, value: str, who: str) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in value.split(","))):
+        name, sep, key = pair.partition("=")
+        if not sep or not name or not key:
+            raise ConfigError(f"{var}: write {who}=key pairs, comma-separated")
+        keys[name] = key
+    return keys
+
+
 def load_config(path: Path | None, **overrides: object) -> ServeConfig:
     """File first, then the environment, then command-line overrides (those not None).
 
     TRACEWATCH_WEBHOOK_SECRETS: secrets separated by spaces or commas.
     TRACEWATCH_OTLP_KEYS: `sender=key` pairs separated by commas.
+    TRACEWATCH_REVIEW_KEYS: `reviewer=key` pairs separated by commas.
     """
     data: dict[str, object] = {}
     where = "settings"
@@ -67,15 +83,12 @@ def load_config(path: Path | None, **overrides: object) -> ServeConfig:
     env_secrets = os.environ.get("TRACEWATCH_WEBHOOK_SECRETS")
     if env_secrets:
         data["webhook_secrets"] = env_secrets.replace(",", " ").split()
-    env_keys = os.environ.get("TRACEWATCH_OTLP_KEYS")
-    if env_keys:
-        keys: dict[str, str] = {}
-        for pair in filter(None, (p.strip() for p in env_keys.split(","))):
-            sender, sep, key = pair.partition("=")
-            if not sep or not sender or not key:
-                raise ConfigError("TRACEWATCH_OTLP_KEYS: write sender=key pairs, comma-separated")
-            keys[sender] = key
-        data["otlp_keys"] = keys
+    for var, field, who in (
+        ("TRACEWATCH_OTLP_KEYS", "otlp_keys", "sender"),
+        ("TRACEWATCH_REVIEW_KEYS", "review_keys", "reviewer"),
+    ):
+        if os.environ.get(var):
+            data[field] = _pairs(var, os.environ[var], who)
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         config = ServeConfig.model_validate(data)
