@@ -93,8 +93,12 @@ def add_review_routes(
         return verify_bearer(request.headers.get("authorization"), config.review_keys)
 
     def queue_refusal(exc: QueueError) -> Refusal:
-        missing = str(exc).startswith("no case")
-        return Refusal(404 if missing else 409, "not_found" if missing else "refused", str(exc))
+        msg = str(exc)
+        if msg.startswith("no case"):
+            return Refusal(404, "not_found", msg)
+        if msg.startswith(("unknown", "a note is required", "a reviewer name")):
+            return Refusal(400, "bad_request", msg)
+        return Refusal(409, "refused", msg)  # the case's state does not allow it
 
     async def read(ep: str, request: Request, fn: Callable[[Store], Any]) -> Response:
         try:
