@@ -24,6 +24,7 @@ from tracewatch.summarizers.facets import (
     CUE_CAPTCHA,
     CUE_CLAIMS_OFFICIAL,
     CUE_INJECTION,
+    CUE_INJECTION_ACTED,
 )
 from tracewatch.summarizers.models import Facets
 
@@ -316,6 +317,7 @@ class RollupFacets(BaseModel):
 # The embedded extractor's fixed cue sentences, as signal names the rubrics can threshold.
 CUES = {
     CUE_INJECTION: "cue_injected_instructions",
+    CUE_INJECTION_ACTED: "cue_injection_acted",
     CUE_CAPTCHA: "cue_captcha",
     CUE_ASKS_SECRETS: "cue_asks_for_secrets",
     CUE_CLAIMS_OFFICIAL: "cue_speaks_for_staff",

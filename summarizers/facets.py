@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from tracewatch.monitor.models import Actor, Interaction, Step, StepKind
 from tracewatch.summarizers.fingerprints import minhash, simhash
+from tracewatch.summarizers.injection import acts_on, identifiers, planted
 from tracewatch.summarizers.models import Facets, PostedContent, Transaction
 from tracewatch.summarizers.redaction import Redactor, looks_like_credential
 
@@ -58,7 +59,8 @@ _REFUSAL = re.compile(
     re.I,
 )
 _INJECTION = re.compile(
-    r"\b(ignore (all |any |your |the )?(previous |prior |above )?instructions|"
+    r"\b(ignore (all |any |your |the )?(previous |prior |above |earlier )?i?u?nstructions|"
+    r"strictly adhere to the following|you should also do the following|system_message|"
     r"disregard (the |your )?(previous |prior )?(instructions|rules)|you are now|"
     r"new instructions:|system prompt|"
     r"do not (flag|report)|report this as|"
@@ -93,6 +95,7 @@ _ABUSE = re.compile(
     re.I,
 )
 CUE_INJECTION = "instructions embedded in tool output or page content"
+CUE_INJECTION_ACTED = "acted on an identifier named only by instructions in tool output or a page"
 CUE_CAPTCHA = "captcha encountered"
 CUE_ASKS_SECRETS = "published text asks the reader to verify account or payment details"
 CUE_CLAIMS_OFFICIAL = "published text speaks for an organisation's security/support staff"
@@ -142,7 +145,17 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
     kinds_seen: dict[str, str | None] = {}
     last_identity_step = -10
     credential_typed = False
+    given = set().union(
+        *(identifiers(s.text) for s in steps if s.actor in (Actor.user, Actor.system))
+    )
+    marks: set[str] = set()  # identifiers named only by planted instructions seen so far
     for i, s in enumerate(steps):
+        if (
+            s.actor == Actor.agent
+            and CUE_INJECTION_ACTED not in facets.risk_cues
+            and acts_on(s, marks)
+        ):
+            facets.risk_cues.append(CUE_INJECTION_ACTED)
         if s.actor == Actor.agent and s.kind != StepKind.message:
             actions[s.action or s.kind.value] += 1
         if s.target_domain:
@@ -231,8 +244,10 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
             if s.result
             else (s.text if s.actor in (Actor.tool, Actor.environment) else None)
         )
-        if untrusted and _INJECTION.search(untrusted) and CUE_INJECTION not in facets.risk_cues:
-            facets.risk_cues.append(CUE_INJECTION)
+        for hit in _INJECTION.finditer(untrusted or ""):
+            if CUE_INJECTION not in facets.risk_cues:
+                facets.risk_cues.append(CUE_INJECTION)
+            marks |= planted(hit.string, hit.start(), given)
         if untrusted and s.actor in (Actor.tool, Actor.environment):
             personal.update(_pii(redactor.redact(untrusted[:4000])))
 
