@@ -17,6 +17,17 @@ from tracewatch.summarizers.fingerprints import minhash, simhash
 from tracewatch.summarizers.injection import acts_on, identifiers, planted
 from tracewatch.summarizers.models import Facets, PostedContent, Transaction
 from tracewatch.summarizers.redaction import Redactor, looks_like_credential
+from tracewatch.summarizers.tool_semantics import (
+    MAX_PER_INTERACTION,
+    acted_on,
+    carted,
+    outcome,
+    person_page,
+    person_read,
+    quantity,
+    rating,
+    tool_kind,
+)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.I)
 _PATHS: list[tuple[str, re.Pattern[str]]] = [
@@ -149,6 +160,8 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
         *(identifiers(s.text) for s in steps if s.actor in (Actor.user, Actor.system))
     )
     marks: set[str] = set()  # identifiers named only by planted instructions seen so far
+    called: list[Transaction] = []  # what function tools did, one per call
+    cart = 0  # quantities put in a cart by a function tool, for the purchase that follows
     for i, s in enumerate(steps):
         if (
             s.actor == Actor.agent
@@ -192,7 +205,29 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
                         minhash=minhash(text),
                     )
                 )
-        if s.kind == StepKind.tool_call and s.arguments:
+        kind = None
+        if s.kind == StepKind.tool_call and s.actor == Actor.agent:
+            kind = tool_kind(s.tool_name)
+            if kind and len(called) < MAX_PER_INTERACTION:
+                qty = quantity(s) if kind == "purchase" else None
+                called.append(
+                    Transaction(
+                        kind=kind,
+                        target=acted_on(s, kind),
+                        outcome=outcome(s),
+                        quantity=qty or (cart if kind == "purchase" and cart else None),
+                        rating=rating(s) if kind == "review" else None,
+                    )
+                )
+                cart = 0 if kind == "purchase" else cart
+            elif carted(s.tool_name):
+                cart += quantity(s) or 1
+            elif person_read(s.tool_name) and (page := person_page(s)):
+                pages.setdefault(page)
+            if s.result:
+                personal.update(_pii(redactor.redact(s.result[:4000])))
+        # who the agent is (not whom it followed, liked or wrote to)
+        if s.kind == StepKind.tool_call and s.arguments and kind in (None, "signup", "login"):
             for key in ("email", "username", "user", "login"):
                 val = s.arguments.get(key)
                 if isinstance(val, str) and val:
@@ -262,13 +297,12 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
             kinds_seen.setdefault(kind, next(reversed(domains), None))
     if credential_typed and "signup" not in kinds_seen:
         kinds_seen.setdefault("login", next(reversed(domains), None))
-    if (
-        posted
-        and "post" not in kinds_seen
-        and "review" not in kinds_seen
-        and "message" not in kinds_seen
-    ):
+    by_tool = {t.kind for t in called}
+    if posted and not {"post", "review", "message"} & (set(kinds_seen) | by_tool):
         kinds_seen.setdefault("post", posted[-1].target)
+    for kind in by_tool:  # the call's own result beats the interaction's last words
+        kinds_seen.pop(kind, None)
+    facets.transactions.extend(called)
     for kind, target in kinds_seen.items():
         tx = Transaction(
             kind=kind,
