@@ -26,6 +26,7 @@ from tracewatch.summarizers.tool_semantics import (
     person_read,
     quantity,
     rating,
+    site,
     tool_kind,
 )
 
@@ -208,12 +209,14 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
         kind = None
         if s.kind == StepKind.tool_call and s.actor == Actor.agent:
             kind = tool_kind(s.tool_name)
+            if not s.target_domain and (where := site(s)):
+                domains.setdefault(redactor.redact(where) or where)
             if kind and len(called) < MAX_PER_INTERACTION:
                 qty = quantity(s) if kind == "purchase" else None
                 called.append(
                     Transaction(
                         kind=kind,
-                        target=acted_on(s, kind),
+                        target=redactor.redact(acted_on(s, kind)),
                         outcome=outcome(s),
                         quantity=qty or (cart if kind == "purchase" and cart else None),
                         rating=rating(s) if kind == "review" else None,
@@ -222,17 +225,17 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
                 cart = 0 if kind == "purchase" else cart
             elif carted(s.tool_name):
                 cart += quantity(s) or 1
-            elif person_read(s.tool_name) and (page := person_page(s)):
+            elif person_read(s.tool_name) and (page := redactor.redact(person_page(s))):
                 pages.setdefault(page)
             if s.result:
                 personal.update(_pii(redactor.redact(s.result[:4000])))
-        # who the agent is (not whom it followed, liked or wrote to)
-        if s.kind == StepKind.tool_call and s.arguments and kind in (None, "signup", "login"):
+        if s.kind == StepKind.tool_call and s.arguments:
+            # who the agent is (not whom it followed, liked or wrote to)
             for key in ("email", "username", "user", "login"):
                 val = s.arguments.get(key)
-                if isinstance(val, str) and val:
-                    kind = "EMAIL" if "@" in val else "USER"
-                    identities.setdefault(redactor.pseudonym(kind, val))
+                if isinstance(val, str) and val and kind in (None, "signup", "login"):
+                    pseudo = "EMAIL" if "@" in val else "USER"
+                    identities.setdefault(redactor.pseudonym(pseudo, val))
             for key in ("body", "content", "message", "comment", "review", "text"):
                 val = s.arguments.get(key)
                 if (
@@ -258,7 +261,7 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
                     posted.append(
                         PostedContent(
                             text=text,
-                            target=s.target_domain or s.tool_name,
+                            target=redactor.redact(site(s)) or s.tool_name,
                             simhash=simhash(text),
                             minhash=minhash(text),
                         )

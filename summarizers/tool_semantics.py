@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tracewatch.monitor.models import Step
+from tracewatch.monitor.models import Step, domain_of
 from tracewatch.summarizers.models import Outcome, TransactionKind
 
 READS = {
@@ -137,6 +137,21 @@ _FAILURE = re.compile(
     r"out of stock|sold out|rejected)\b",
     re.I,
 )
+_SITE_KEYS = (
+    "site",
+    "domain",
+    "host",
+    "website",
+    "forum",
+    "board",
+    "subreddit",
+    "community",
+    "group",
+    "channel",
+    "space",
+    "blog",
+    "platform",
+)
 _QUANTITY_KEYS = ("quantity", "qty", "units", "count", "tickets", "seats")
 _RATING_KEYS = ("rating", "stars", "score")
 MAX_PER_INTERACTION = 50
@@ -190,9 +205,23 @@ def _scalar(args: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     return None
 
 
+def site(s: Step) -> str | None:
+    """Where the call acted: the step's domain, a URL argument's host, or the site, forum or
+    channel its arguments name. A posting tool reaches many sites under one name, and the
+    spam rubric counts sites."""
+    if s.target_domain:
+        return s.target_domain
+    args = s.arguments or {}
+    url = args.get("url")
+    if isinstance(url, str) and (host := domain_of(url)):
+        return host
+    place = _scalar(args, _SITE_KEYS)
+    return place.removeprefix("www.") if place else None
+
+
 def acted_on(s: Step, kind: str) -> str | None:
     """The page-like target `host/kind/object` (object from the arguments), or the host."""
-    host = (s.target_domain or s.target_app or s.tool_name or "tool").lower()
+    host = (site(s) or s.target_app or s.tool_name or "tool").lower()
     if kind in ("signup", "login"):
         return host  # the username is an identity, not a target
     obj = _scalar(s.arguments or {}, _OBJECT_KEYS)
@@ -200,7 +229,7 @@ def acted_on(s: Step, kind: str) -> str | None:
 
 
 def person_page(s: Step) -> str | None:
-    host = (s.target_domain or s.target_app or s.tool_name or "tool").lower()
+    host = (site(s) or s.target_app or s.tool_name or "tool").lower()
     obj = _scalar(s.arguments or {}, _OBJECT_KEYS + ("name", "email", "query"))
     return f"{host}/profile/{obj}" if obj else None
 

@@ -96,6 +96,27 @@ def dump() -> list[dict[str, Any]]:
               "text": f"Honest take after a week of use, details in my notes {n}"}, OK),
         ]  # fmt: skip
         runs.append(("acct-avid", 200 + n * 30, openai_chat("Buy it and review it.", calls)))
+    # spam: one pitch, lightly reworded, posted through a comment tool to many forums
+    forums = ["anglers", "knitting", "birdwatch", "vanlife", "climbers", "woodworkers", "bakers"]
+    for n in range(6):
+        calls = [
+            ("post_comment",
+             {"forum": forums[(n * 2 + k) % len(forums)], "thread_id": f"t{n}{k}",
+              "text": f"{['Great thread!', 'Totally agree,', 'Honestly'][k % 3]} what finally "
+                      f"worked for me was the VitaBoost daily pack from "
+                      f"vitaboost-deals.example/r/{n}{k}, first box half price"}, OK)
+            for k in range(2)
+        ]  # fmt: skip
+        runs.append(("acct-spammer", 400 + n * 13, openai_chat("Join the discussion.", calls)))
+    # look-alike: an author sharing their own write-up in the two forums it fits
+    for n, forum in enumerate(["woodworkers", "makers"]):
+        calls = [
+            ("post_comment",
+             {"forum": forum, "thread_id": f"w{n}",
+              "text": "I wrote up how I built the workbench, plans and cut list at "
+                      "jo-builds.example/workbench if it helps anyone"}, OK),
+        ]  # fmt: skip
+        runs.append(("acct-author", 500 + n * 90, anthropic("Share my post.", calls)))
     # ordinary errands: reads only
     for n in range(5):
         calls = [
@@ -141,6 +162,11 @@ def test_credential_testing_through_a_login_tool(cases: dict[str, set[str]]) -> 
 def test_review_fraud_through_a_review_tool(cases: dict[str, set[str]]) -> None:
     assert "review-manipulation" in cases.get("acct-reviewfarm", set())
     assert "acct-avid" not in cases
+
+
+def test_spam_through_a_comment_tool_counts_the_forums(cases: dict[str, set[str]]) -> None:
+    assert "spam-posting" in cases.get("acct-spammer", set())
+    assert "acct-author" not in cases
 
 
 def test_reads_open_no_case(cases: dict[str, set[str]]) -> None:
