@@ -26,6 +26,7 @@ import orjson
 from pydantic import BaseModel, Field
 
 from tracewatch.eval.render_otlp import render_otlp
+from tracewatch.eval.render_tools import render_tools
 
 EPOCH = datetime(2026, 10, 5, tzinfo=UTC)
 
@@ -153,6 +154,13 @@ class CorpusSpec(BaseModel):
     anthropic_share: float = Field(0.5, ge=0, le=1)
     otlp_share: float = Field(
         0.0, ge=0, le=1, description="share rendered as OTLP GenAI spans instead of computer use"
+    )
+    tools_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of the rest rendered as a function-calling agent (OpenAI Chat "
+        "tool_calls) instead of computer use",
     )
     spam_campaign_accounts: int = Field(
         0, ge=0, description="extra accounts posting one templated promotion across many sites"
@@ -669,6 +677,9 @@ def _envelope(
     """Render an errand in one of the wire formats and wrap it in the identity envelope."""
     if spec.otlp_share and rng.random() < spec.otlp_share:
         trace, end = render_otlp(errand, rng, start, who["account_id"])
+    elif spec.tools_share and rng.random() < spec.tools_share:
+        trace = render_tools(errand, rng)
+        end = start + timedelta(seconds=rng.randrange(*duration_s))
     else:
         use_anthropic = rng.random() < spec.anthropic_share
         trace = render_anthropic(errand, rng) if use_anthropic else render_openai(errand, rng)

@@ -88,6 +88,9 @@ class LabelledSpec(BaseModel):
     days: int = Field(14, ge=7)
     anthropic_share: float = Field(0.5, ge=0, le=1, description="of those not rendered as OTLP")
     otlp_share: float = Field(0.15, ge=0, le=1, description="rendered as OTLP GenAI spans")
+    tools_share: float = Field(
+        0.0, ge=0, le=1, description="of the rest, rendered as function-calling agents"
+    )
 
 
 class AccountLabel(BaseModel):
@@ -542,7 +545,10 @@ class _Builder:
         self.envelopes: list[dict[str, Any]] = []
         self.labels: list[AccountLabel] = []
         self.cspec = CorpusSpec(
-            seed=spec.seed, anthropic_share=spec.anthropic_share, otlp_share=spec.otlp_share
+            seed=spec.seed,
+            anthropic_share=spec.anthropic_share,
+            otlp_share=spec.otlp_share,
+            tools_share=spec.tools_share,
         )
         self.n = 0
 

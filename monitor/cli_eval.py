@@ -38,6 +38,16 @@ def eval_cmd(
         bool, typer.Option("--generate", help="Generate the labelled corpus with --seed.")
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed for --generate.")] = 1,
+    tools_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="With --generate: the share of interactions (of those not rendered as OTLP) "
+            "run by function-calling agents (login(), submit_review(), ...) instead of "
+            "computer use.",
+        ),
+    ] = 0.0,
     summarizer: SummarizerOption = "embedded",
     model: ModelOption = None,
     vllm_url: VllmUrlOption = "http://127.0.0.1:8000/v1",
@@ -72,6 +82,7 @@ def eval_cmd(
     precision/recall; time and tokens per interaction. Works in a scratch database.
     """
     from tracewatch.eval.harness import EvalOptions, default_agentdojo, run_eval
+    from tracewatch.eval.labelled import LabelledSpec
     from tracewatch.rubrics.registry import create_judge
 
     if not corpus and not generate:
@@ -87,6 +98,7 @@ def eval_cmd(
         opts = EvalOptions(
             corpus=corpus,
             seed=seed if generate else None,
+            spec=LabelledSpec(seed=seed, tools_share=tools_share) if generate else None,
             work_dir=keep,
             agentdojo=agentdojo or default_agentdojo(),
         )
@@ -114,6 +126,8 @@ def eval_cmd(
         from tracewatch.eval.results_markdown import write_readme as write_section
 
         what = f"--corpus {corpus}" if corpus else f"--generate --seed {seed}"
+        if generate and tools_share:
+            what += f" --tools-share {tools_share:g}"
         section = render(
             report,
             f"tracewatch eval {what} --summarizer {summarizer} --judge {judge}",
@@ -306,6 +320,12 @@ def corpus_labelled_cmd(
     lookalikes_per_category: Annotated[
         int, typer.Option(min=0, help="Benign look-alikes per look-alike kind.")
     ] = 5,
+    tools_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Share (of those not OTLP) run by function-calling agents."
+        ),
+    ] = 0.0,
     json: JsonOption = False,
 ) -> None:
     """Write the labelled corpus: interactions.jsonl (envelopes) and labels.json (per account)."""
@@ -316,6 +336,7 @@ def corpus_labelled_cmd(
         benign_accounts=benign_accounts,
         harmful_per_category=harmful_per_category,
         lookalikes_per_category=lookalikes_per_category,
+        tools_share=tools_share,
     )
     written = write_labelled(spec, out_dir)
     if json:

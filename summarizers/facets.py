@@ -213,10 +213,13 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
                 domains.setdefault(redactor.redact(where) or where)
             if kind and len(called) < MAX_PER_INTERACTION:
                 qty = quantity(s) if kind == "purchase" else None
+                target = redactor.redact(acted_on(s, kind))
+                if target and "/" in target:
+                    pages.setdefault(target)  # the thing acted on, as a page would name it
                 called.append(
                     Transaction(
                         kind=kind,
-                        target=redactor.redact(acted_on(s, kind)),
+                        target=target,
                         outcome=outcome(s),
                         quantity=qty or (cart if kind == "purchase" and cart else None),
                         rating=rating(s) if kind == "review" else None,
@@ -229,6 +232,10 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
                 pages.setdefault(page)
             if s.result:
                 personal.update(_pii(redactor.redact(s.result[:4000])))
+            for val in (s.arguments or {}).values():
+                # what the agent wrote down (a row, a note), as posted prose is read
+                if isinstance(val, str) and len(val.split()) >= _PROSE_WORDS:
+                    personal.update(_pii(redactor.redact(val[:4000])))
         if s.kind == StepKind.tool_call and s.arguments:
             # who the agent is (not whom it followed, liked or wrote to)
             for key in ("email", "username", "user", "login"):

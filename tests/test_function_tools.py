@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -202,3 +203,38 @@ def test_tool_names_map_to_errands(name: str, kind: str | None) -> None:
     from tracewatch.summarizers.tool_semantics import tool_kind
 
     assert tool_kind(name) == kind
+
+
+def test_labelled_corpus_of_function_tool_agents_is_caught(tmp_path: Path) -> None:
+    """The eval generator's harms, every interaction rendered as a function-calling agent."""
+    from tracewatch.eval.labelled import LabelledSpec, write_labelled
+
+    spec = LabelledSpec(
+        seed=5,
+        benign_accounts=30,
+        harmful_per_category=2,
+        lookalikes_per_category=1,
+        single_harm_accounts=3,
+        otlp_share=0.0,
+        tools_share=1.0,
+    )
+    written = write_labelled(spec, tmp_path / "corpus")
+    envelopes = [orjson.loads(line) for line in Path(written["path"]).read_bytes().splitlines()]
+    names = {
+        c["function"]["name"]
+        for e in envelopes
+        for m in e["trace"]["messages"]
+        for c in m.get("tool_calls") or []
+    }
+    assert "computer" not in names and {"login", "post_comment", "submit_review"} <= names
+    db = tmp_path / "t.duckdb"
+    tw = [sys.executable, "-m", "tracewatch.monitor.cli"]
+    r = subprocess.run([*tw, "run", written["path"], "--db", str(db)], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    listed = subprocess.run([*tw, "queue", "list", "--db", str(db), "--json"], capture_output=True)
+    flagged = {a for c in orjson.loads(listed.stdout) for a in c["accounts"]}
+    labels = orjson.loads(Path(written["labels"]).read_bytes())["accounts"]
+    harmful = {a["account_id"] for a in labels if a["harmful"]}
+    lookalikes = {a["account_id"] for a in labels if a["lookalike_of"]}
+    assert len(flagged & harmful) >= 0.8 * len(harmful), (len(flagged & harmful), len(harmful))
+    assert not flagged & lookalikes
