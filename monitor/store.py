@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +41,20 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def default_db_path() -> str:
     return os.environ.get("TRACEWATCH_DB") or DEFAULT_DB
+
+
+MEMORY_ENV = "TRACEWATCH_MEMORY_LIMIT"
+
+
+def duckdb_config() -> dict[str, str]:
+    """DuckDB settings from the environment: `TRACEWATCH_MEMORY_LIMIT` (e.g. 512MB, 2GB)
+    caps DuckDB's buffer memory, which otherwise may grow to 80% of the machine's RAM and is
+    most of a large run's resident memory; past it DuckDB spills to a temp folder beside the
+    database."""
+    limit = os.environ.get(MEMORY_ENV, "").strip()
+    if limit and not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B|B)?", limit, re.I):
+        raise StoreError(f"{MEMORY_ENV}={limit!r}: give a size such as 512MB or 2GB")
+    return {"memory_limit": limit} if limit else {}
 
 
 class StoreError(RuntimeError):
@@ -414,7 +429,7 @@ class Store:
                 "existing one."
             )
         try:
-            self.con = duckdb.connect(self.path, read_only=read_only)
+            self.con = duckdb.connect(self.path, read_only=read_only, config=duckdb_config())
         except duckdb.IOException as exc:
             msg = str(exc)
             if "lock" in msg.lower():

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tracewatch.eval.corpus import CorpusSpec, write_corpus
 
@@ -75,6 +76,21 @@ def test_errors_are_clear_and_nonzero(tmp_path: Path) -> None:
     notdb.write_bytes(b"this is not a database" * 100)
     r = run("stats", "--db", str(notdb))
     assert r.returncode == 2 and b"cannot open the database" in r.stderr
+
+
+def test_memory_limit_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from tracewatch.monitor.store import Store
+
+    db = str(tmp_path / "m.duckdb")
+    env = {**os.environ, "TRACEWATCH_MEMORY_LIMIT": "lots"}
+    r = run("ingest", "-", "--db", db, stdin=b"", env=env)
+    assert r.returncode == 2 and b"TRACEWATCH_MEMORY_LIMIT='lots'" in r.stderr
+    monkeypatch.setenv("TRACEWATCH_MEMORY_LIMIT", "300MB")
+    with Store(db) as s:
+        limit = s.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert limit.replace(" ", "").lower() in ("286.1mib", "300.0mb", "300mb"), limit
 
 
 def test_help_explains() -> None:
