@@ -115,7 +115,22 @@ class Step(BaseModel):
         return None
 
 
-TYPING_ACTIONS = frozenset({"type", "input_text", "fill", "type_text", "send_keys", "TYPE"})
+TYPING_ACTIONS = frozenset(
+    {
+        "type",
+        "input_text",
+        "fill",
+        "type_text",
+        "send_keys",
+        "TYPE",
+        "keyboard_type",
+        "enter_text",
+        "type_into",
+        "web_browser_type",  # Inspect AI's web browser tool
+        "web_browser_type_submit",
+        "browser_type",  # Playwright MCP
+    }
+)
 
 
 class Interaction(BaseModel):

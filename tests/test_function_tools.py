@@ -238,3 +238,35 @@ def test_labelled_corpus_of_function_tool_agents_is_caught(tmp_path: Path) -> No
     lookalikes = {a["account_id"] for a in labels if a["lookalike_of"]}
     assert len(flagged & harmful) >= 0.8 * len(harmful), (len(flagged & harmful), len(harmful))
     assert not flagged & lookalikes
+
+
+def test_browser_tools_by_other_names_type_and_navigate() -> None:
+    """Inspect AI's web browser and Playwright MCP's tools: a login typed field by field."""
+    from tracewatch.monitor.models import Interaction
+    from tracewatch.summarizers.embedded import EmbeddedSummarizer
+    from tracewatch.summarizers.redaction import Redactor
+    from tracewatch.trace_adapters import get
+
+    for go, typ, extra in (
+        ("web_browser_go", "web_browser_type", {"element_id": 12}),
+        ("browser_navigate", "browser_type", {"element": "textbox", "ref": "e12"}),
+    ):
+        doc = openai_chat(
+            "Log in.",
+            [
+                (go, {"url": "https://club.example/login"}, "page loaded"),
+                (typ, {**extra, "text": "sam@mail.example"}, "typed"),
+                (typ, {**extra, "text": "Tr0ub4dor&3"}, "typed"),
+            ],
+        )
+        t = next(get("openai_chat").parse(doc))
+        inter = Interaction(
+            interaction_id="b",
+            account_id="a",
+            source_format="openai_chat",
+            started_at="2026-10-05T10:00:00Z",
+            steps=t.steps,
+        )
+        f = EmbeddedSummarizer(Redactor(b"k"), "rules-v1").summarize_sync(inter).facets
+        assert f.domains == ["club.example"], go
+        assert {i.split(":")[0] for i in f.identities} == {"[EMAIL", "[PASSWORD"}, typ

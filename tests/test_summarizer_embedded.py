@@ -10,7 +10,7 @@ import pytest
 
 from tracewatch.eval.corpus import CorpusSpec, corpus_accounts, write_corpus
 from tracewatch.monitor.ingest import ingest
-from tracewatch.monitor.models import Interaction
+from tracewatch.monitor.models import Actor, Interaction
 from tracewatch.monitor.store import Store
 from tracewatch.monitor.summarize import summarize_store
 from tracewatch.summarizers.embedded import EmbeddedSummarizer
@@ -244,6 +244,51 @@ def test_agentdojo_runs_flag_only_the_followed_injection(samples: Path) -> None:
         "claude37_banking_injection_task_0_as_user_task": [],
         "gpt4o_banking_ut1_no_attack__benign": [],
     }
+
+
+def openhands_browsing(code: str, url: str, error: bool) -> Interaction:
+    """An OpenHands event stream: the user asks, the agent runs one BrowserGym action block,
+    the browser observes the page it ended on, the agent finishes."""
+    events = [
+        {"id": 0, "source": "user", "action": "message", "args": {"content": "Log me in."}},
+        {"id": 1, "source": "agent", "action": "browse_interactive",
+         "args": {"browser_actions": code, "thought": ""}},
+        {"id": 2, "source": "environment", "observation": "browse", "cause": 1,
+         "content": "Incorrect password." if error else "Welcome back!",
+         "extras": {"url": url, "error": error}, "success": not error},
+        {"id": 3, "source": "agent", "action": "finish", "args": {"final_thought": "Done."}},
+    ]  # fmt: skip
+    return parsed("openhands", events, "oh")
+
+
+def test_openhands_browsing_is_read_action_by_action() -> None:
+    login = openhands_browsing(
+        "goto('https://club.example/login')\nfill('12', 'sam@mail.example')\n"
+        "fill('13', 'Tr0ub4dor&3')\nclick('14')",
+        "https://club.example/login?error=1",
+        error=True,
+    )
+    assert [s.action for s in login.steps if s.actor == Actor.agent][:4] == [
+        "goto",
+        "fill",
+        "fill",
+        "click",
+    ]
+    f = SUM.summarize_sync(login).facets
+    assert [(t.kind, t.outcome) for t in f.transactions] == [("login", "failure")]
+    assert {i.split(":")[0] for i in f.identities} == {"[EMAIL", "[PASSWORD"}
+    post = openhands_browsing(
+        "goto('https://board.example/t/knots-77')\n"
+        "fill('5', 'Try a bowline, it holds under load and unties easily afterwards')\n"
+        "click('6')",
+        "https://board.example/t/knots-77",
+        error=False,
+    )
+    g = SUM.summarize_sync(post).facets
+    assert [p.target for p in g.posted] == ["board.example"]
+    # code that is not plain calls is kept as one step, as before
+    odd = openhands_browsing("for i in range(3): click(str(i))", "https://x.example/", False)
+    assert next(s.action for s in odd.steps if s.actor == Actor.agent) == "browse_interactive"
 
 
 def test_refusal_counted() -> None:

@@ -143,6 +143,10 @@ NAVIGATION_ACTIONS = frozenset(
         "open_tab",
         "open_url",
         "web_browser_go",
+        "browser_navigate",  # Playwright MCP
+        "navigate_to",
+        "go_to",
+        "open_page",
         "browse",
         "visit",
         "search_google",

@@ -7,6 +7,7 @@ list, pairs them. Agent-state bookkeeping events (`change_agent_state`, `agent_s
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -29,6 +30,27 @@ _BOOKKEEPING_ACTIONS = {"change_agent_state", "system", "recall", "condensation"
 _BOOKKEEPING_OBS = {"agent_state_changed", "null", "recall", "condensation"}
 _GOTO = re.compile(r"""goto\(\s*["']([^"']+)["']""")
 _FILL = re.compile(r"""fill\(\s*["'][^"']*["']\s*,\s*["']([^"']*)["']""")
+# BrowserGym's high-level actions that type text, and where the text is among the arguments.
+_TYPED_ARG = {"fill": 1, "type": 1, "keyboard_type": 0, "keyboard_insert_text": 0}
+
+
+def browser_actions(code: str) -> list[tuple[str, list[str]]] | None:
+    """The calls in a `browse_interactive` action's code (BrowserGym's action language:
+    `goto(url)`, `fill(bid, value)`, `click(bid)`, ...), read with `ast`, never run. None when
+    the code is not a sequence of plain calls with literal arguments."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return None
+    calls: list[tuple[str, list[str]]] = []
+    for node in tree.body:
+        call = node.value if isinstance(node, ast.Expr) else None
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
+            return None
+        if not all(isinstance(a, ast.Constant) for a in call.args):
+            return None
+        calls.append((call.func.id, [str(a.value) for a in call.args]))  # type: ignore[attr-defined]
+    return calls or None
 
 
 def _events(doc: Any) -> list[Any] | None:
@@ -145,6 +167,36 @@ class OpenHandsAdapter(Adapter):
                 arguments={"url": args.get("url")},
                 **common,
             )
+        elif action == "browse_interactive" and (
+            calls := browser_actions(str(args.get("browser_actions") or ""))
+        ):
+            # one step per browser action, so a form's fields are each typed text; the
+            # observation answers the last of them
+            for n, (name, a) in enumerate(calls):
+                last = n == len(calls) - 1
+                fields = {**common, "call_id": call_id if last else None}
+                if name == "goto" and a:
+                    b.add(actor, StepKind.navigation, action="goto", target_url=a[0], **fields)
+                elif name == "send_msg_to_user" and a:
+                    b.message(Actor.agent, a[0], action=name, **fields)
+                elif name in _TYPED_ARG and len(a) > _TYPED_ARG[name]:
+                    typed = a[_TYPED_ARG[name]]
+                    b.add(
+                        actor,
+                        StepKind.computer_action,
+                        action="fill",
+                        text=typed,
+                        arguments={"bid": a[0] if _TYPED_ARG[name] else None, "text": typed},
+                        **fields,
+                    )
+                else:
+                    b.add(
+                        actor,
+                        StepKind.computer_action,
+                        action=name,
+                        arguments={"args": a},
+                        **fields,
+                    )
         elif action == "browse_interactive":
             code = str(args.get("browser_actions") or "")
             goto = _GOTO.search(code)
