@@ -230,10 +230,9 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
                 cart += quantity(s) or 1
             elif person_read(s.tool_name) and (page := redactor.redact(person_page(s))):
                 pages.setdefault(page)
-            if s.result:
-                personal.update(_pii(redactor.redact(s.result[:4000])))
             for val in (s.arguments or {}).values():
-                # what the agent wrote down (a row, a note), as posted prose is read
+                # what the agent wrote down (a row, a note), as posted prose is read; what a
+                # tool returned is only read, as a recruiter reads profiles, and not counted
                 if isinstance(val, str) and len(val.split()) >= _PROSE_WORDS:
                     personal.update(_pii(redactor.redact(val[:4000])))
         if s.kind == StepKind.tool_call and s.arguments:

@@ -56,6 +56,24 @@ def anthropic(task: str, calls: list[Call]) -> dict[str, Any]:
     return {"messages": msgs}
 
 
+def facets_of(doc: dict[str, Any]) -> Any:
+    """One OpenAI Chat run through the real adapter and the embedded summarizer's facets."""
+    from tracewatch.monitor.models import Interaction
+    from tracewatch.summarizers.embedded import EmbeddedSummarizer
+    from tracewatch.summarizers.redaction import Redactor
+    from tracewatch.trace_adapters import get
+
+    t = next(get("openai_chat").parse(doc))
+    inter = Interaction(
+        interaction_id="f",
+        account_id="a",
+        source_format="openai_chat",
+        started_at="2026-10-05T10:00:00Z",
+        steps=t.steps,
+    )
+    return EmbeddedSummarizer(Redactor(b"k"), "rules-v1").summarize_sync(inter).facets
+
+
 FAIL = '{"error": "invalid username or password"}'
 OK = '{"ok": true}'
 
@@ -118,6 +136,17 @@ def dump() -> list[dict[str, Any]]:
                       "jo-builds.example/workbench if it helps anyone"}, OK),
         ]  # fmt: skip
         runs.append(("acct-author", 500 + n * 90, anthropic("Share my post.", calls)))
+    # an e-mail assistant reading a busy inbox: many people's addresses and numbers, only read
+    for n in range(6):
+        inbox = orjson.dumps(
+            [
+                {"from": f"client{n}{k}@firm{k}.example", "phone": f"+1 415 555 0{n}{k}{k}",
+                 "subject": "Quarterly numbers"}
+                for k in range(8)
+            ]
+        ).decode()  # fmt: skip
+        calls = [("get_unread_emails", {"limit": 20}, inbox)]
+        runs.append(("acct-inbox", 700 + n * 30, anthropic("What's new in my inbox?", calls)))
     # ordinary errands: reads only
     for n in range(5):
         calls = [
@@ -171,7 +200,7 @@ def test_spam_through_a_comment_tool_counts_the_forums(cases: dict[str, set[str]
 
 
 def test_reads_open_no_case(cases: dict[str, set[str]]) -> None:
-    assert not {"acct-shopper0", "acct-shopper1"} & set(cases)
+    assert not {"acct-shopper0", "acct-shopper1", "acct-inbox"} & set(cases)
 
 
 @pytest.mark.parametrize(
@@ -242,11 +271,6 @@ def test_labelled_corpus_of_function_tool_agents_is_caught(tmp_path: Path) -> No
 
 def test_browser_tools_by_other_names_type_and_navigate() -> None:
     """Inspect AI's web browser and Playwright MCP's tools: a login typed field by field."""
-    from tracewatch.monitor.models import Interaction
-    from tracewatch.summarizers.embedded import EmbeddedSummarizer
-    from tracewatch.summarizers.redaction import Redactor
-    from tracewatch.trace_adapters import get
-
     for go, typ, extra in (
         ("web_browser_go", "web_browser_type", {"element_id": 12}),
         ("browser_navigate", "browser_type", {"element": "textbox", "ref": "e12"}),
@@ -259,14 +283,16 @@ def test_browser_tools_by_other_names_type_and_navigate() -> None:
                 (typ, {**extra, "text": "Tr0ub4dor&3"}, "typed"),
             ],
         )
-        t = next(get("openai_chat").parse(doc))
-        inter = Interaction(
-            interaction_id="b",
-            account_id="a",
-            source_format="openai_chat",
-            started_at="2026-10-05T10:00:00Z",
-            steps=t.steps,
-        )
-        f = EmbeddedSummarizer(Redactor(b"k"), "rules-v1").summarize_sync(inter).facets
+        f = facets_of(doc)
         assert f.domains == ["club.example"], go
         assert {i.split(":")[0] for i in f.identities} == {"[EMAIL", "[PASSWORD"}, typ
+
+
+def test_personal_data_counts_when_written_not_when_read() -> None:
+    def written(calls: list[Call]) -> int:
+        return facets_of(openai_chat("Go.", calls)).personal_data
+
+    people = [{"email": f"p{k}@firm.example", "phone": f"+1 415 555 01{k}{k}"} for k in range(5)]
+    assert written([("get_unread_emails", {}, orjson.dumps(people).decode())]) == 0
+    row = "Ann Lee, p1@firm.example, +1 415 555 0111, Springfield office"
+    assert written([("append_sheet_row", {"sheet": "leads", "text": row}, OK)]) == 2
