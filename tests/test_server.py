@@ -129,6 +129,56 @@ def test_cap_malformed_and_no_write_before_auth(tmp_path: Path) -> None:
     assert rows(db, "SELECT account_id FROM interactions") == [("acct-ok",)]
 
 
+def test_otlp_partial_success_keeps_the_good_spans(tmp_path: Path) -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+        ExportTraceServiceResponse,
+    )
+
+    db = tmp_path / "s.duckdb"
+    auth = {"authorization": "Bearer acme-key-1"}
+    good = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "chat gpt-4o"}
+    body = {
+        "resourceSpans": [
+            {"scopeSpans": [{"spans": [good, {"spanId": "ef" * 8, "name": "no trace id"}]}]}
+        ]
+    }
+    with Running(db, [NEW], KEYS, {"process": False}) as srv:
+        r = httpx.post(
+            srv.url + "/v1/traces",
+            content=orjson.dumps(body),
+            headers={**auth, "content-type": "application/json"},
+        )
+        assert r.status_code == 200, r.text
+        partial = r.json()["partialSuccess"]
+        assert partial["rejectedSpans"] == 1 and "traceId and spanId" in partial["errorMessage"]
+        # protobuf: the exporter's own response type carries the count
+        req = ExportTraceServiceRequest()
+        spans = req.resource_spans.add().scope_spans.add().spans
+        spans.add(trace_id=b"\x02" * 16, span_id=b"\x01" * 8, name="ok")
+        spans.add(span_id=b"\x03" * 8, name="no trace id")
+        r = httpx.post(
+            srv.url + "/v1/traces",
+            content=req.SerializeToString(),
+            headers={**auth, "content-type": "application/x-protobuf"},
+        )
+        assert r.status_code == 200
+        reply = ExportTraceServiceResponse.FromString(r.content)
+        assert reply.partial_success.rejected_spans == 1
+        # a clean request says nothing of partial success
+        r = httpx.post(
+            srv.url + "/v1/traces",
+            content=orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [good]}]}]}),
+            headers={**auth, "content-type": "application/json"},
+        )
+        assert r.status_code == 200 and r.json() == {}
+    assert rows(db, "SELECT count(*) FROM pending_spans") == [(2,)]
+    assert rows(db, "SELECT source_file, reason FROM quarantine") == [
+        ("otlp:acme", "invalid_otlp_span"),
+        ("otlp:acme", "invalid_otlp_span"),
+    ]
+
+
 def test_otel_sdk_exporter_traces_become_interactions(tmp_path: Path) -> None:
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

@@ -25,7 +25,7 @@ from tracewatch.monitor.server.auth import AuthError, verify_bearer, verify_webh
 from tracewatch.monitor.server.config import ServeConfig
 from tracewatch.monitor.server.inbox import Built, Delivery, Inbox, build
 from tracewatch.monitor.server.metrics import Metrics
-from tracewatch.monitor.server.otlp import OtlpError, decode, span_rows
+from tracewatch.monitor.server.otlp import OtlpError, decode, split_spans
 from tracewatch.monitor.server.review import Readers, add_review_routes
 from tracewatch.monitor.server.worker import Worker
 from tracewatch.monitor.store import Rejected, Store
@@ -271,27 +271,48 @@ def create_app(config: ServeConfig) -> FastAPI:
             sender = verify_bearer(request.headers.get("authorization"), config.otlp_keys)
             server.check_backlog()
             try:
-                rows = await asyncio.to_thread(lambda: span_rows(decode(body, ctype)))
+                rows, bad = await asyncio.to_thread(lambda: split_spans(decode(body, ctype)))
             except OtlpError as exc:
                 rej = Rejected(
                     f"otlp:{sender}", None, "otlp", "invalid_otlp", str(exc), _keep(body)
                 )
                 await server.write(server.inbox.quarantine, rej)
                 raise Refusal(400, "invalid_otlp", f"{exc} (kept in the quarantine)") from None
+            for b in bad:  # kept with the reason, each on its own
+                raw = orjson.dumps(b.span, default=str)
+                rej = Rejected(
+                    f"otlp:{sender}", None, "otlp", "invalid_otlp_span", f"{b.where}: {b.error}",
+                    _keep(raw),
+                )  # fmt: skip
+                await server.write(server.inbox.quarantine, rej)
             new = await server.write(server.inbox.add_spans, rows, sender)
         except (Refusal, AuthError) as exc:
             return refused(ep, exc)
         m.accepted.labels("span").inc(new)
         m.duplicates.labels("span").inc(len(rows) - new)
         m.requests.labels(ep, "200").inc()
+        message = ""
+        if bad:
+            m.rejected.labels("invalid_otlp_span").inc(len(bad))
+            message = (
+                f"{len(bad)} span(s) rejected, kept in the quarantine; first: "
+                f"{bad[0].where}: {bad[0].error}"
+            )
         if proto:
             from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+                ExportTracePartialSuccess,
                 ExportTraceServiceResponse,
             )
 
-            return Response(
-                ExportTraceServiceResponse().SerializeToString(),
-                media_type="application/x-protobuf",
+            reply = ExportTraceServiceResponse()
+            if bad:
+                reply.partial_success.CopyFrom(
+                    ExportTracePartialSuccess(rejected_spans=len(bad), error_message=message)
+                )
+            return Response(reply.SerializeToString(), media_type="application/x-protobuf")
+        if bad:
+            return JSONResponse(
+                {"partialSuccess": {"rejectedSpans": len(bad), "errorMessage": message}}
             )
         return JSONResponse({})
 

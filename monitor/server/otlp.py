@@ -80,11 +80,27 @@ def decode(body: bytes, content_type: str) -> dict[str, Any]:
     )
 
 
-def span_rows(doc: dict[str, Any]) -> list[SpanRow]:
+@dataclass
+class BadSpan:
+    """One span of an otherwise readable request that cannot be kept as part of a trace."""
+
+    where: str
+    error: str
+    span: Any
+
+
+def split_spans(doc: dict[str, Any]) -> tuple[list[SpanRow], list[BadSpan]]:
+    """The readable spans and, apart, those that are not (OTLP's partial success).
+
+    A body whose structure is wrong is refused whole (OtlpError). A span without its ids is
+    set aside, so one broken span does not cost its neighbours: the exporter is told how many
+    were rejected and does not retry (OTLP/HTTP partial success).
+    """
     spans = doc.get("resourceSpans")
     if not isinstance(spans, list):
         raise OtlpError("resourceSpans: expected a list")
-    rows = []
+    rows: list[SpanRow] = []
+    bad: list[BadSpan] = []
     for i, rs in enumerate(spans):
         if not isinstance(rs, dict):
             raise OtlpError(f"resourceSpans.{i}: expected an object")
@@ -96,10 +112,12 @@ def span_rows(doc: dict[str, Any]) -> list[SpanRow]:
             for k, span in enumerate(ss.get("spans") or []):
                 where = f"resourceSpans.{i}.scopeSpans.{j}.spans.{k}"
                 if not isinstance(span, dict):
-                    raise OtlpError(f"{where}: expected an object")
+                    bad.append(BadSpan(where, "expected an object", span))
+                    continue
                 trace_id, span_id = span.get("traceId"), span.get("spanId")
                 if not trace_id or not span_id:
-                    raise OtlpError(f"{where}: traceId and spanId are required")
+                    bad.append(BadSpan(where, "traceId and spanId are required", span))
+                    continue
                 rows.append(
                     SpanRow(
                         trace_id=str(trace_id),
@@ -110,7 +128,7 @@ def span_rows(doc: dict[str, Any]) -> list[SpanRow]:
                         span=span,
                     )
                 )
-    return rows
+    return rows, bad
 
 
 def assemble(spans: list[tuple[str, str, str]]) -> dict[str, Any]:
