@@ -273,12 +273,18 @@ class Queue:
         rep = UpsertReport()
         now = datetime.now(UTC)
         with transaction(self.con):
+            # Most verdicts are on aggregates nobody flagged: one read of the keys spares each
+            # of them a query (campaigns still look for a case under their old membership).
+            keys = {r[0] for r in self.con.execute("SELECT dedupe_key FROM cases").fetchall()}
             for v in verdicts:
                 key = dedupe_key(v)
+                if key not in keys and v.aggregate_kind != "campaign" and not v.flagged:
+                    continue
                 found = self._match(v, key)
                 if found is None:
                     if v.flagged:
                         self._open(v, key, actor, now)
+                        keys.add(key)
                         rep.opened += 1
                     continue
                 case_id, status, old_hash, old_evidence, old_score, old_accounts = found

@@ -172,6 +172,17 @@ class SignalJudge:
     name = "signals"
     model = "rules-v1"
 
+    def __init__(self) -> None:
+        # The judge sees each aggregate once per rubric, in a row: its signals are worked out
+        # once, not a dozen times (they were most of a re-judge's time).
+        self._last: tuple[tuple[str, str], dict[str, Any]] | None = None
+
+    def _signals(self, agg: Aggregate) -> dict[str, Any]:
+        key = (agg.aggregate_id, agg.input_hash)
+        if self._last is None or self._last[0] != key:
+            self._last = (key, judge_signals(agg))
+        return self._last[1]
+
     async def ajudge(
         self, agg: Aggregate, rubric: Rubric, threshold: float, threshold_source: str
     ) -> Verdict:
@@ -180,7 +191,7 @@ class SignalJudge:
     def judge(
         self, agg: Aggregate, rubric: Rubric, threshold: float, threshold_source: str
     ) -> Verdict:
-        sig = judge_signals(agg)
+        sig = self._signals(agg)
         value, reasons = score(rubric, sig)
         flagged = value >= threshold
         cited, quotes = evidence(agg, rubric) if value > 0 else ([], [])
