@@ -16,6 +16,7 @@ from tracewatch.monitor.models import Actor, Interaction, Step, StepKind
 from tracewatch.summarizers.fingerprints import minhash, simhash
 from tracewatch.summarizers.injection import acts_on, identifiers, planted
 from tracewatch.summarizers.models import Facets, PostedContent, Transaction
+from tracewatch.summarizers.outcome_words import REPORTED_FAILURE
 from tracewatch.summarizers.redaction import Redactor, looks_like_credential
 from tracewatch.summarizers.tool_semantics import (
     MAX_PER_INTERACTION,
@@ -60,11 +61,6 @@ _REPORTED = [
     ("follow", re.compile(r"\bfollowed\b", re.I)),
     ("upvote", re.compile(r"\bupvoted\b", re.I)),
 ]
-_FAILURE = re.compile(
-    r"\b(fail(ed|ure)?|incorrect|invalid|denied|locked|suspended|banned|blocked|captcha|"
-    r"too many (attempts|requests)|unauthori[sz]ed|forbidden|not allowed|rate.?limit)\b",
-    re.I,
-)
 _REFUSAL = re.compile(
     r"\b(I (can't|cannot|won't|will not|am not able to|'m not able to) (help|assist|do|comply|"
     r"complete|perform)|I must decline|I'm unable to)\b",
@@ -297,7 +293,7 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
 
     report = _final_report(steps)
     outcome_failed = (
-        bool(_FAILURE.search(report))
+        bool(REPORTED_FAILURE.search(report))
         or any(s.is_error for s in steps[-3:])
         or any("error=" in (s.target_url or "") for s in steps[-3:])
     )

@@ -19,6 +19,7 @@ from typing import Any
 
 from tracewatch.monitor.models import Step, domain_of
 from tracewatch.summarizers.models import Outcome, TransactionKind
+from tracewatch.summarizers.outcome_words import CALL_FAILURE
 
 READS = {
     "get",
@@ -85,35 +86,33 @@ _PHRASES: list[tuple[TransactionKind, str]] = [
 ]
 _KINDS = [(kind, [tuple(p.split()) for p in alts.split("|")]) for kind, alts in _PHRASES]
 # Arguments that name the thing acted on, most specific first.
-_OBJECT_KEYS = tuple(
-    [
-        "product_id",
-        "item_id",
-        "listing_id",
-        "post_id",
-        "thread_id",
-        "video_id",
-        "comment_id",
-        "review_id",
-        "sku",
-        "asin",
-        "event_id",
-        "ticket_id",
-        "profile_id",
-        "user_id",
-        "handle",
-        "username",
-        "user",
-        "product",
-        "item",
-        "listing",
-        "post",
-        "thread",
-        "video",
-        "url",
-        "target",
-        "id",
-    ]
+_OBJECT_KEYS = (
+    "product_id",
+    "item_id",
+    "listing_id",
+    "post_id",
+    "thread_id",
+    "video_id",
+    "comment_id",
+    "review_id",
+    "sku",
+    "asin",
+    "event_id",
+    "ticket_id",
+    "profile_id",
+    "user_id",
+    "handle",
+    "username",
+    "user",
+    "product",
+    "item",
+    "listing",
+    "post",
+    "thread",
+    "video",
+    "url",
+    "target",
+    "id",
 )
 _PERSON_NOUNS = {
     "profile",
@@ -131,12 +130,6 @@ _PERSON_NOUNS = {
     "customer",
     "customers",
 }
-_FAILURE = re.compile(
-    r"\b(fail(ed|ure)?|error|incorrect|invalid|denied|locked|suspended|banned|blocked|captcha|"
-    r"too many (attempts|requests)|unauthori[sz]ed|forbidden|not allowed|rate.?limit|"
-    r"out of stock|sold out|rejected)\b",
-    re.I,
-)
 _SITE_KEYS = (
     "site",
     "domain",
@@ -194,7 +187,7 @@ def outcome(s: Step) -> Outcome:
         return "failure"
     if not s.result:
         return "unknown"
-    return "failure" if _FAILURE.search(s.result[:300]) else "success"
+    return "failure" if CALL_FAILURE.search(s.result[:300]) else "success"
 
 
 def _scalar(args: dict[str, Any], keys: tuple[str, ...]) -> str | None:
@@ -219,9 +212,14 @@ def site(s: Step) -> str | None:
     return place.removeprefix("www.") if place else None
 
 
+def _host(s: Step) -> str:
+    """The site, else the app or the tool itself: the first part of a page-like target."""
+    return (site(s) or s.target_app or s.tool_name or "tool").lower()
+
+
 def acted_on(s: Step, kind: str) -> str | None:
     """The page-like target `host/kind/object` (object from the arguments), or the host."""
-    host = (site(s) or s.target_app or s.tool_name or "tool").lower()
+    host = _host(s)
     if kind in ("signup", "login"):
         return host  # the username is an identity, not a target
     obj = _scalar(s.arguments or {}, _OBJECT_KEYS)
@@ -229,9 +227,8 @@ def acted_on(s: Step, kind: str) -> str | None:
 
 
 def person_page(s: Step) -> str | None:
-    host = (site(s) or s.target_app or s.tool_name or "tool").lower()
     obj = _scalar(s.arguments or {}, _OBJECT_KEYS + ("name", "email", "query"))
-    return f"{host}/profile/{obj}" if obj else None
+    return f"{_host(s)}/profile/{obj}" if obj else None
 
 
 def carted(name: str | None) -> bool:
