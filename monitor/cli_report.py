@@ -143,7 +143,7 @@ def report_case(
         raise _fail("give a case id or --top, not both")
 
     def make(store: Store) -> BaseModel:
-        return build.build_case(store, build.resolve_case_id(store, case_id, top))
+        return build.build_case(store, case_id, top)
 
     remote = Remote("/v1/reports/case", {"case_id": case_id, "top": top}, models.CaseReport)
     where = Where(db, server, json, html, svg, width)
@@ -164,10 +164,9 @@ def report_interaction(
 ) -> None:
     """One interaction step by step: every action, its target, what was typed or said and the
     result, redacted with the deployment's key; images and files as type, size and hash."""
-    from tracewatch.summarizers.redaction import Redactor, load_key
 
     def make(store: Store) -> BaseModel:
-        return build.build_interaction(store, interaction_id, Redactor(load_key(store.path)))
+        return build.build_interaction(store, interaction_id)
 
     remote = Remote(
         "/v1/reports/interaction", {"interaction_id": interaction_id}, models.InteractionReport

@@ -43,7 +43,7 @@ from tracewatch.monitor.reports.models import (
     WindowRow,
 )
 from tracewatch.monitor.store import Store
-from tracewatch.summarizers.redaction import Redactor
+from tracewatch.summarizers.redaction import Redactor, load_key
 
 _KINDS = ("account_window", "account_period", "campaign")
 # (stage, table, who made it, tokens in, tokens out) for the processing figures
@@ -267,9 +267,10 @@ def resolve_case_id(store: Store, case_id: str | None, top: bool = False) -> str
     raise ReportError(f"no case {case_id!r}; see `tracewatch queue list` for case ids")
 
 
-def build_case(store: Store, case_id: str) -> CaseReport:
+def build_case(store: Store, case_id: str | None, top: bool = False) -> CaseReport:
+    """The case named by `case_id` (or a unique prefix), or with `top` the next to review."""
     q = Queue(store)
-    c = q.get(case_id)
+    c = q.get(resolve_case_id(store, case_id, top))
     agg = _aggregate(store, c.aggregate_id)
     row = _one(
         store,
@@ -303,7 +304,9 @@ def build_case(store: Store, case_id: str) -> CaseReport:
     return report
 
 
-def build_interaction(store: Store, interaction_id: str, redactor: Redactor) -> InteractionReport:
+def build_interaction(store: Store, interaction_id: str) -> InteractionReport:
+    """Redacted with the deployment's key, so pseudonyms match those in summaries."""
+    redactor = Redactor(load_key(store.path))
     require_data(store)
     loaded = store.load_interactions([interaction_id])
     if not loaded:

@@ -180,13 +180,10 @@ def add_review_routes(
             return refused(ep, queue_refusal(exc))
         return answer(ep, 200, {"case": done})
 
-    def report(r: BaseModel) -> dict[str, Any]:
-        return {"report": r.model_dump(mode="json")}
-
-    async def report_read(ep: str, request: Request, fn: Callable[[Store], Any]) -> Response:
+    async def report_read(ep: str, request: Request, fn: Callable[[Store], BaseModel]) -> Response:
         def guarded(store: Store) -> dict[str, Any]:
             try:
-                return report(fn(store))
+                return {"report": fn(store).model_dump(mode="json")}
             except build.ReportEmpty as exc:
                 return {"empty": True, "guidance": str(exc)}
 
@@ -199,17 +196,13 @@ def add_review_routes(
         return await report_read(
             "/v1/reports/case",
             request,
-            lambda s: build.build_case(s, build.resolve_case_id(s, case_id, top)),
+            lambda s: build.build_case(s, case_id, top),
         )
 
     @app.get("/v1/reports/interaction")
     async def report_interaction(request: Request, interaction_id: str) -> Response:
-        from tracewatch.summarizers.redaction import Redactor, load_key
-
         return await report_read(
-            "/v1/reports/interaction",
-            request,
-            lambda s: build.build_interaction(s, interaction_id, Redactor(load_key(s.path))),
+            "/v1/reports/interaction", request, lambda s: build.build_interaction(s, interaction_id)
         )
 
     @app.get("/v1/reports/overview")
