@@ -278,13 +278,15 @@ def create_app(config: ServeConfig) -> FastAPI:
                 )
                 await server.write(server.inbox.quarantine, rej)
                 raise Refusal(400, "invalid_otlp", f"{exc} (kept in the quarantine)") from None
-            for b in bad:  # kept with the reason, each on its own
-                raw = orjson.dumps(b.span, default=str)
-                rej = Rejected(
-                    f"otlp:{sender}", None, "otlp", "invalid_otlp_span", f"{b.where}: {b.error}",
-                    _keep(raw),
-                )  # fmt: skip
-                await server.write(server.inbox.quarantine, rej)
+            if bad:  # kept with the reason, each span on its own, in one write
+                rejected = [
+                    Rejected(
+                        f"otlp:{sender}", None, "otlp", "invalid_otlp_span",
+                        f"{b.where}: {b.error}", _keep(orjson.dumps(b.span, default=str)),
+                    )
+                    for b in bad
+                ]  # fmt: skip
+                await server.write(server.inbox.quarantine, *rejected)
             new = await server.write(server.inbox.add_spans, rows, sender)
         except (Refusal, AuthError) as exc:
             return refused(ep, exc)

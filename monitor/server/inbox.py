@@ -137,8 +137,8 @@ class Inbox:
 
         return self._tx(work)
 
-    def quarantine(self, rejected: Rejected) -> None:
-        self.store.write_batch([], [rejected])
+    def quarantine(self, *rejected: Rejected) -> None:
+        self.store.write_batch([], list(rejected))
 
     def add_spans(self, rows: list[SpanRow], sender: str) -> int:
         """Keep spans until their trace completes; returns how many were new."""
