@@ -48,9 +48,9 @@ MEMORY_ENV = "TRACEWATCH_MEMORY_LIMIT"
 
 def duckdb_config() -> dict[str, str]:
     """DuckDB settings from the environment: `TRACEWATCH_MEMORY_LIMIT` (e.g. 512MB, 2GB)
-    caps DuckDB's buffer memory, which otherwise may grow to 80% of the machine's RAM and is
-    most of a large run's resident memory; past it DuckDB spills to a temp folder beside the
-    database."""
+    caps DuckDB's buffer memory, which otherwise may grow to 80% of the machine's RAM; past it
+    DuckDB spills to a temp folder beside the database. It caps DuckDB's share only: most of a
+    large run's memory is the rollup's Python objects (README, "Where the memory goes")."""
     limit = os.environ.get(MEMORY_ENV, "").strip()
     if limit and not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B|B)?", limit, re.I):
         raise StoreError(f"{MEMORY_ENV}={limit!r}: give a size such as 512MB or 2GB")
