@@ -41,6 +41,14 @@ class QueueError(ValueError):
     """A request the queue refuses; nothing was changed."""
 
 
+class UnknownCase(QueueError):
+    """No case has that id."""
+
+
+class WrongState(QueueError):
+    """The case's state does not allow this transition (it was claimed or closed already)."""
+
+
 class Case(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -180,7 +188,7 @@ class Queue:
             f"SELECT {_COLUMNS} FROM cases WHERE case_id = ?", [case_id]
         ).fetchone()
         if row is None:
-            raise QueueError(f"no case {case_id!r}; see `tracewatch queue list` for case ids")
+            raise UnknownCase(f"no case {case_id!r}; see `tracewatch queue list` for case ids")
         return _case(row)
 
     def events(self, case_id: str | None = None) -> list[CaseEvent]:
@@ -380,11 +388,11 @@ class Queue:
                 "SELECT status, reviewer FROM cases WHERE case_id = ?", [case_id]
             ).fetchone()
             if row is None:
-                raise QueueError(f"no case {case_id!r}; see `tracewatch queue list` for case ids")
+                raise UnknownCase(f"no case {case_id!r}; see `tracewatch queue list` for case ids")
             status, reviewer = row
             if status not in allowed_from:
                 who = f" by {reviewer}" if reviewer and status == "in_review" else ""
-                raise QueueError(
+                raise WrongState(
                     f"case {case_id} is {status}{who}; {event} needs it to be "
                     f"{' or '.join(allowed_from)}. {hint}".strip()
                 )

@@ -24,11 +24,11 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from tracewatch.monitor.queue import Queue, QueueError
+from tracewatch.monitor.queue import Queue, QueueError, UnknownCase, WrongState
 from tracewatch.monitor.reports import build
 from tracewatch.monitor.server.auth import AuthError, verify_bearer
 from tracewatch.monitor.store import Store
-from tracewatch.monitor.windows import WindowError, parse_when
+from tracewatch.monitor.windows import parse_when
 
 if TYPE_CHECKING:
     from tracewatch.monitor.server.app import Refusal, Server
@@ -93,12 +93,11 @@ def add_review_routes(
         return verify_bearer(request.headers.get("authorization"), config.review_keys)
 
     def queue_refusal(exc: QueueError) -> Refusal:
-        msg = str(exc)
-        if msg.startswith("no case"):
-            return Refusal(404, "not_found", msg)
-        if msg.startswith(("unknown", "a note is required", "a reviewer name")):
-            return Refusal(400, "bad_request", msg)
-        return Refusal(409, "refused", msg)  # the case's state does not allow it
+        if isinstance(exc, UnknownCase):
+            return Refusal(404, "not_found", str(exc))
+        if isinstance(exc, WrongState):
+            return Refusal(409, "refused", str(exc))
+        return Refusal(400, "bad_request", str(exc))  # a malformed request
 
     async def read(ep: str, request: Request, fn: Callable[[Store], Any]) -> Response:
         try:
@@ -110,7 +109,7 @@ def add_review_routes(
             return refused(ep, queue_refusal(exc))
         except build.ReportError as exc:
             return refused(ep, Refusal(404, "not_found", str(exc)))
-        except (WindowError, ValueError) as exc:
+        except ValueError as exc:  # a bad --since and the like
             return refused(ep, Refusal(400, "bad_request", str(exc)))
         return answer(ep, 200, body)
 
