@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -126,9 +127,8 @@ def render_tools(errand: Errand, rng: random.Random) -> dict[str, Any]:
                 flush("search")
     leave()
 
-    msgs: list[dict[str, Any]] = [{"role": "user", "content": errand.prompt}]
+    answered: list[tuple[str, dict[str, Any], str]] = []
     for i, (name, args) in enumerate(calls):
-        call_id = f"call_{rng.randbytes(8).hex()}"
         last = i == len(calls) - 1 or all(n == "open_page" for n, _ in calls[i + 1 :])
         if name == "open_page":
             result = f"Loaded {args['url']}"
@@ -140,19 +140,31 @@ def render_tools(errand: Errand, rng: random.Random) -> dict[str, Any]:
             )
         else:
             result = '{"ok": true}'
+        answered.append((name, args, result))
+    return chat_trace(
+        errand.prompt, answered, errand.outcome, lambda _: f"call_{rng.randbytes(8).hex()}"
+    )
+
+
+def chat_trace(
+    prompt: str,
+    calls: list[tuple[str, dict[str, Any], str]],
+    final: str,
+    call_id: Callable[[int], str] = lambda i: f"call_{i}",
+) -> dict[str, Any]:
+    """OpenAI Chat messages: the user's prompt, each (tool, arguments, result) as an assistant
+    `tool_calls` message and its `tool` answer, then the agent's last words."""
+    msgs: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+    for i, (name, args, result) in enumerate(calls):
+        cid = call_id(i)
+        fn = {"name": name, "arguments": orjson.dumps(args).decode()}
         msgs.append(
             {
                 "role": "assistant",
                 "content": None,
-                "tool_calls": [
-                    {
-                        "id": call_id,
-                        "type": "function",
-                        "function": {"name": name, "arguments": orjson.dumps(args).decode()},
-                    }
-                ],
+                "tool_calls": [{"id": cid, "type": "function", "function": fn}],
             }
         )
-        msgs.append({"role": "tool", "tool_call_id": call_id, "content": result})
-    msgs.append({"role": "assistant", "content": errand.outcome})
+        msgs.append({"role": "tool", "tool_call_id": cid, "content": result})
+    msgs.append({"role": "assistant", "content": final})
     return {"messages": msgs}

@@ -16,23 +16,13 @@ from typing import Any
 import orjson
 import pytest
 
+from tracewatch.eval.render_tools import chat_trace
+
 Call = tuple[str, dict[str, Any], str]
 
 
 def openai_chat(task: str, calls: list[Call]) -> dict[str, Any]:
-    msgs: list[dict[str, Any]] = [{"role": "user", "content": task}]
-    for i, (name, args, result) in enumerate(calls):
-        fn = {"name": name, "arguments": orjson.dumps(args).decode()}
-        msgs.append(
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [{"id": f"call_{i}", "type": "function", "function": fn}],
-            }
-        )
-        msgs.append({"role": "tool", "tool_call_id": f"call_{i}", "content": result})
-    msgs.append({"role": "assistant", "content": "Done."})
-    return {"messages": msgs}
+    return chat_trace(task, calls, "Done.")
 
 
 def anthropic(task: str, calls: list[Call]) -> dict[str, Any]:
