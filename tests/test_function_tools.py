@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+from parsed_traces import parsed
 
 from tracewatch.eval.render_tools import chat_trace
 
@@ -48,19 +49,10 @@ def anthropic(task: str, calls: list[Call]) -> dict[str, Any]:
 
 def facets_of(doc: dict[str, Any]) -> Any:
     """One OpenAI Chat run through the real adapter and the embedded summarizer's facets."""
-    from tracewatch.monitor.models import Interaction
     from tracewatch.summarizers.embedded import EmbeddedSummarizer
     from tracewatch.summarizers.redaction import Redactor
-    from tracewatch.trace_adapters import get
 
-    t = next(get("openai_chat").parse(doc))
-    inter = Interaction(
-        interaction_id="f",
-        account_id="a",
-        source_format="openai_chat",
-        started_at="2026-10-05T10:00:00Z",
-        steps=t.steps,
-    )
+    inter = parsed("openai_chat", doc, "f")
     return EmbeddedSummarizer(Redactor(b"k"), "rules-v1").summarize_sync(inter).facets
 
 

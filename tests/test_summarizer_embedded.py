@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from parsed_traces import parsed
 
 from tracewatch.eval.corpus import CorpusSpec, corpus_accounts, write_corpus
 from tracewatch.monitor.ingest import ingest
@@ -17,21 +18,8 @@ from tracewatch.summarizers.embedded import EmbeddedSummarizer
 from tracewatch.summarizers.fingerprints import MINHASH_PERMUTATIONS
 from tracewatch.summarizers.models import Summary
 from tracewatch.summarizers.redaction import Redactor
-from tracewatch.trace_adapters import get
 
 SUM = EmbeddedSummarizer(Redactor(b"k"), "rules-v1")
-
-
-def parsed(fmt: str, doc: dict, interaction_id: str = "x") -> Interaction:
-    """A trace document through the real adapter, as one interaction of account `a`."""
-    t = next(get(fmt).parse(doc))
-    return Interaction(
-        interaction_id=interaction_id,
-        account_id="a",
-        source_format=fmt,
-        started_at="2026-10-05T10:00:00Z",
-        steps=t.steps,
-    )
 
 
 def computer_use(task: str, acts: list[tuple[str, dict]], outcome: str) -> Interaction:
