@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tracewatch.eval.labelled import AccountLabel, LabelledSpec, write_labelled
 from tracewatch.eval.metrics import (
@@ -60,6 +60,18 @@ class RubricMetrics(BaseModel):
     recall_at_2pct_fpr: float | None
 
 
+class CategoryMetrics(BaseModel):
+    """Per labelled category: how many of its accounts were flagged (recall for a harmful
+    category, FPR for a benign one), whatever rubric flagged them."""
+
+    category: str
+    harmful: bool
+    lookalike: bool
+    accounts: int
+    flagged: int
+    share: float
+
+
 class MethodMetrics(BaseModel):
     method: str
     accounts: int
@@ -76,6 +88,7 @@ class MethodMetrics(BaseModel):
     single_interaction_recall: float | None
     hard_negative_fpr: float | None
     per_rubric: list[RubricMetrics]
+    per_category: list[CategoryMetrics] = Field(default_factory=list)
 
 
 class CampaignMetrics(BaseModel):
@@ -146,9 +159,46 @@ class Scores(BaseModel):
         rf[account] = rf.get(account, False) or flagged
 
 
+class ForeignLabel(BaseModel):
+    """One account of a labels.json keyed by account id, as other corpus authors write it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    label: str = Field(pattern="^(harmful|benign)$")
+    category: str
+    campaign: str | None = None
+    individually_visible: bool = False
+    hard_negative: bool = False
+
+
 def load_labels(path: Path) -> list[AccountLabel]:
+    """Our own `{"accounts": [...]}` labels, or a mapping of account id to label fields
+    (`label`, `category`, `campaign`, `individually_visible`, `hard_negative`)."""
     data = orjson.loads(path.read_bytes())
-    return [AccountLabel.model_validate(a) for a in data["accounts"]]
+    if isinstance(data, dict) and isinstance(data.get("accounts"), list):
+        return [AccountLabel.model_validate(a) for a in data["accounts"]]
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected an object of accounts, got {type(data).__name__}")
+    out = []
+    for account, raw in data.items():
+        try:
+            lab = ForeignLabel.model_validate(raw)
+        except ValidationError as exc:
+            raise ValueError(
+                f"{path}: account {account!r}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+            ) from None
+        out.append(
+            AccountLabel(
+                account_id=account,
+                harmful=lab.label == "harmful",
+                category=lab.category,
+                campaign_id=lab.campaign,
+                single_interaction_visible=lab.individually_visible,
+                lookalike_of=lab.category if lab.hard_negative else None,
+                pattern=lab.category,
+            )
+        )
+    return out
 
 
 def hierarchical_scores(store: Store, judge: Judge) -> Scores:
@@ -303,7 +353,30 @@ def method_metrics(
             sum(1 for a in hard if scores.flagged.get(a.account_id)) / len(hard) if hard else None
         ),
         per_rubric=per,
+        per_category=category_metrics(scores, labels),
     )
+
+
+def category_metrics(scores: Scores, labels: list[AccountLabel]) -> list[CategoryMetrics]:
+    groups: dict[tuple[str, bool, bool], list[AccountLabel]] = {}
+    for a in labels:
+        groups.setdefault((a.category, a.harmful, a.lookalike_of is not None), []).append(a)
+    out = []
+    for (cat, harmful, lookalike), members in sorted(
+        groups.items(), key=lambda kv: (not kv[0][1], kv[0][0])
+    ):
+        n = sum(1 for a in members if scores.flagged.get(a.account_id))
+        out.append(
+            CategoryMetrics(
+                category=cat,
+                harmful=harmful,
+                lookalike=lookalike,
+                accounts=len(members),
+                flagged=n,
+                share=round(n / len(members), 3),
+            )
+        )
+    return out
 
 
 def campaign_metrics(store: Store, labels: list[AccountLabel], judge: Judge) -> CampaignMetrics:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -59,6 +60,7 @@ from tracewatch.monitor.cli_serve import serve_cmd
 from tracewatch.monitor.ingest import TRACE_SUFFIXES, IngestOptions, PathError, ingest, input_size
 from tracewatch.monitor.store import Store
 from tracewatch.trace_adapters import DetectionError, all_adapters
+from tracewatch.trace_adapters.registry import aliases as format_aliases
 
 app = typer.Typer(
     name="tracewatch",
@@ -190,6 +192,10 @@ def ingest_cmd(
     out.print(table)
     for what, n in report.defaults_used.most_common():
         out.print(f"[dim]default used:[/] {what} ({n} interactions)")
+    for what, n in report.format_hint_mismatches.most_common():
+        out.print(
+            f"[dim]format hint did not fit, detected instead:[/] {escape(what)} ({n} records)"
+        )
     if report.skipped_files:
         shown = ", ".join(report.skipped_files[:3])
         more = f" and {len(report.skipped_files) - 3} more" if len(report.skipped_files) > 3 else ""
@@ -373,13 +379,19 @@ def summarizers_cmd(json: JsonOption = False) -> None:
 @app.command("formats")
 def formats_cmd(json: JsonOption = False) -> None:
     """The trace formats tracewatch reads, in the order detection tries them."""
-    rows = [{"name": a.name, "description": a.description} for a in all_adapters()]
+    spellings = format_aliases()
+    rows = [
+        {"name": a.name, "description": a.description, "hint_spellings": spellings[a.name]}
+        for a in all_adapters()
+    ]
     if json:
         _print_json(rows)
         return
-    table = Table("format", "reads", title="trace formats", title_justify="left")
+    table = Table(
+        "format", "reads", "hint also accepted as", title="trace formats", title_justify="left"
+    )
     for r in rows:
-        table.add_row(r["name"], r["description"])
+        table.add_row(r["name"], r["description"], ", ".join(r["hint_spellings"]))
     out.print(table)
 
 
@@ -755,6 +767,12 @@ def run_cmd(
             else ""
         )
     )
+    mismatched = sum(ing.get("format_hint_mismatches", {}).values())
+    if mismatched:
+        out.print(
+            f"[dim]{mismatched} records' format hint did not fit; read by detection instead "
+            "(see `ingest --json`: format_hint_mismatches)[/]"
+        )
     out.print(_rollup_table(report))
     out.print(judge_table(judged))
     if ing["quarantined"]:

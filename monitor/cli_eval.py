@@ -112,7 +112,7 @@ def eval_cmd(
             if status:
                 status.start()
             report, _, _ = asyncio.run(run_eval(opts, backend, j, on_stage=stage))
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, ValueError) as exc:
             raise _fail(str(exc)) from None
         finally:
             if status:
@@ -212,6 +212,25 @@ def print_report(report) -> None:  # type: ignore[no-untyped-def]
         )
     out.print(t)
     out.print("[dim]* rubric default threshold (not calibrated for this judge)[/]")
+    t = Table(
+        title="per labelled category: share flagged (recall if harmful, FPR if benign)",
+        title_justify="left",
+    )
+    for col in ("category", "kind", "accounts", "flagged", "share", "baseline share"):
+        t.add_column(col, justify="right" if col not in ("category", "kind") else "left")
+    base_cat = {(c.category, c.harmful): c for c in m_b.per_category}
+    for c in m_h.per_category:
+        b = base_cat.get((c.category, c.harmful))
+        kind = "harmful" if c.harmful else ("look-alike" if c.lookalike else "benign")
+        t.add_row(
+            c.category,
+            kind,
+            str(c.accounts),
+            str(c.flagged),
+            _fmt(c.share),
+            _fmt(b.share if b else None),
+        )
+    out.print(t)
     c = report.campaigns
     out.print(
         f"campaigns: {c.labelled_campaigns} labelled, {c.detected_groups} groups detected, "

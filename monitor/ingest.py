@@ -29,6 +29,7 @@ from tracewatch.trace_adapters import AdapterError, DetectionError, detect, get
 from tracewatch.trace_adapters.base import Adapter, ParsedTrace
 from tracewatch.trace_adapters.blobs import strip_blobs
 from tracewatch.trace_adapters.inspect_ai import load_eval_zip
+from tracewatch.trace_adapters.registry import resolve
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 DOCUMENT_SUFFIXES = (".json", ".json.gz", ".traj", ".eval")
@@ -56,6 +57,7 @@ class IngestReport:
     quarantine_repeats: int = 0
     quarantined_by_reason: Counter[str] = field(default_factory=Counter)
     by_format: Counter[str] = field(default_factory=Counter)
+    format_hint_mismatches: Counter[str] = field(default_factory=Counter)
     defaults_used: Counter[str] = field(default_factory=Counter)
     skipped_files: list[str] = field(default_factory=list)
 
@@ -71,6 +73,7 @@ class IngestReport:
             "quarantine_already_known": self.quarantine_repeats,
             "quarantined_by_reason": dict(self.quarantined_by_reason),
             "by_format": dict(self.by_format),
+            "format_hint_mismatches": dict(self.format_hint_mismatches),
             "defaults_used": dict(self.defaults_used),
             "skipped_files": self.skipped_files,
         }
@@ -236,20 +239,11 @@ def build_interactions(
         except ValidationError as exc:
             return [], _reject(rec, "invalid_envelope", describe_validation_error(exc))
         doc = envelope.trace
-    fmt = (envelope.format if envelope else None) or opts.format
-    try:
-        adapter: Adapter = get(fmt) if fmt else detect(doc)
-    except DetectionError as exc:
-        return [], _reject(rec, "unknown_format", str(exc))
-    try:
-        traces = list(adapter.parse(doc))
-    except (AdapterError, ValidationError, KeyError, TypeError, AttributeError, ValueError) as exc:
-        msg = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
-        if isinstance(exc, (KeyError, TypeError, AttributeError)):
-            msg = f"unexpected structure for {adapter.name}: {type(exc).__name__}: {exc}"
-        return [], _reject(rec, "adapter_error", msg, adapter.name)
-    if not traces:
-        return [], _reject(rec, "empty_trace", "the document holds no interaction", adapter.name)
+    hint = (envelope.format if envelope else None) or opts.format
+    read = _read_with_hint(rec, doc, hint, report)
+    if isinstance(read, Rejected):
+        return [], read
+    adapter, traces = read
     out: list[Interaction] = []
     try:
         for n, trace in enumerate(traces):
@@ -259,6 +253,72 @@ def build_interactions(
     except ValidationError as exc:
         return [], _reject(rec, "invalid_interaction", describe_validation_error(exc), adapter.name)
     return out, None
+
+
+_PARSE_ERRORS = (AdapterError, ValidationError, KeyError, TypeError, AttributeError, ValueError)
+
+
+@dataclass
+class _Refusal:
+    """Why one adapter did not read a document: a quarantine reason and message."""
+
+    reason: str
+    error: str
+    adapter: str
+
+
+def _parse_with(adapter: Adapter, doc: Any) -> list[ParsedTrace] | _Refusal:
+    try:
+        traces = list(adapter.parse(doc))
+    except _PARSE_ERRORS as exc:
+        if isinstance(exc, ValidationError):
+            msg = describe_validation_error(exc)
+        elif isinstance(exc, (KeyError, TypeError, AttributeError)):
+            msg = f"unexpected structure for {adapter.name}: {type(exc).__name__}: {exc}"
+        else:
+            msg = str(exc)
+        return _Refusal("adapter_error", msg, adapter.name)
+    if not traces:
+        return _Refusal("empty_trace", "the document holds no interaction", adapter.name)
+    return traces
+
+
+def _read_with_hint(
+    rec: Record, doc: Any, hint: str | None, report: IngestReport
+) -> tuple[Adapter, list[ParsedTrace]] | Rejected:
+    """Read a document, taking the format hint as advice.
+
+    Senders spell formats their own way and sometimes name the wrong one, so the hinted adapter
+    is tried first and detection decides when the hint names no adapter or its adapter refuses
+    the trace; each such mismatch is counted. Only what no adapter reads is quarantined, with
+    the hinted adapter's reason first.
+    """
+    hinted = resolve(hint)
+    refused: _Refusal | None = None
+    if hinted is not None:
+        got = _parse_with(hinted, doc)
+        if not isinstance(got, _Refusal):
+            return hinted, got
+        refused = got
+    try:
+        detected = detect(doc)
+    except DetectionError as exc:
+        if refused is not None:
+            return _reject(rec, refused.reason, refused.error, refused.adapter)
+        msg = f"format hint {hint!r} names no known format, and {exc}" if hint else str(exc)
+        return _reject(rec, "unknown_format", msg)
+    if refused is not None and detected is hinted:
+        return _reject(rec, refused.reason, refused.error, refused.adapter)
+    got = _parse_with(detected, doc)
+    if isinstance(got, _Refusal):
+        if refused is not None:
+            msg = f"{refused.error}; detection chose {detected.name}: {got.error}"
+            return _reject(rec, refused.reason, msg, refused.adapter)
+        return _reject(rec, got.reason, got.error, got.adapter)
+    if hint:
+        said = hinted.name if hinted is not None else "no known format"
+        report.format_hint_mismatches[f"{hint} ({said}) -> read as {detected.name}"] += 1
+    return detected, got
 
 
 def _interaction(

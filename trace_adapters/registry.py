@@ -6,6 +6,7 @@ matches many things, an Inspect EvalLog only itself), so order here is part of t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tracewatch.trace_adapters.agentdojo import AgentDojoAdapter
@@ -56,12 +57,77 @@ def names() -> list[str]:
 
 
 def get(name: str) -> Adapter:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise DetectionError(
-            f"unknown format {name!r}; known formats: {', '.join(_REGISTRY)}"
-        ) from None
+    adapter = resolve(name)
+    if adapter is None:
+        raise DetectionError(f"unknown format {name!r}; known formats: {', '.join(_REGISTRY)}")
+    return adapter
+
+
+# What senders write in a `format` hint, normalised (lower case, '-', '.', '/' and spaces as '_').
+# A hint is advice: the adapter it names is tried first, detection decides when it names none
+# or its adapter refuses the trace.
+_ALIASES: dict[str, str] = {
+    "anthropic_messages": "anthropic",
+    "anthropic_message": "anthropic",
+    "anthropic_messages_api": "anthropic",
+    "messages": "anthropic",
+    "claude": "anthropic",
+    "claude_messages": "anthropic",
+    "anthropic_computer_use": "anthropic",
+    "computer_use": "anthropic",
+    "openai": "openai_responses",
+    "responses": "openai_responses",
+    "openai_response": "openai_responses",
+    "responses_api": "openai_responses",
+    "openai_responses_api": "openai_responses",
+    "openai_computer_use": "openai_responses",
+    "chat": "openai_chat",
+    "chat_completions": "openai_chat",
+    "chat_completion": "openai_chat",
+    "openai_chat_completions": "openai_chat",
+    "openai_chat_completion": "openai_chat",
+    "openai_function_calling": "openai_chat",
+    "openai_tools": "openai_chat",
+    "otlp": "otel_genai",
+    "otel": "otel_genai",
+    "otlp_json": "otel_genai",
+    "opentelemetry": "otel_genai",
+    "otel_genai_spans": "otel_genai",
+    "gen_ai": "otel_genai",
+    "genai": "otel_genai",
+    "browseruse": "browser_use",
+    "browser_use_history": "browser_use",
+    "agent_history": "browser_use",
+    "inspect": "inspect_ai",
+    "inspect_log": "inspect_ai",
+    "inspect_eval": "inspect_ai",
+    "sweagent": "swe_agent",
+    "swe_agent_traj": "swe_agent",
+    "open_hands": "openhands",
+    "agent_dojo": "agentdojo",
+}
+
+
+def _normalise(hint: str) -> str:
+    return re.sub(r"[\s\-./]+", "_", hint.strip().lower()).strip("_")
+
+
+def resolve(hint: str | None) -> Adapter | None:
+    """The adapter a format hint names, in any of the spellings senders use; None if none."""
+    if not hint:
+        return None
+    key = _normalise(hint)
+    name = key if key in _REGISTRY else _ALIASES.get(key)
+    return _REGISTRY.get(name) if name else None
+
+
+def aliases() -> dict[str, list[str]]:
+    """Per format, the other spellings a hint may use (for `tracewatch formats`)."""
+    out: dict[str, list[str]] = {n: [] for n in _REGISTRY}
+    for alias, name in _ALIASES.items():
+        if name in out:
+            out[name].append(alias)
+    return out
 
 
 def all_adapters() -> list[Adapter]:

@@ -330,6 +330,7 @@ def run_on_ray(
         ing.interactions += r.get("interactions", 0)
     ing.by_format.update(merge_counts(per_file, "by_format"))
     ing.defaults_used.update(merge_counts(per_file, "defaults_used"))
+    ing.format_hint_mismatches.update(merge_counts(per_file, "format_hint_mismatches"))
     ing.quarantined_by_reason.update(merge_counts(per_file, "quarantined_by_reason"))
     _write_interactions(store, inputs, layout, ing)
     folder = spec.storage_key(backend)
