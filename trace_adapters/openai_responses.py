@@ -42,19 +42,46 @@ ITEM_TYPES = frozenset(
 _ROLES = {k: v for k, v in ROLE_ACTORS.items() if v != Actor.tool}
 
 
+_ITEM_KEYS = ("input", "output", "items", "output_items", "input_items")
+
+
+def _typed_items(val: Any) -> bool:
+    return (
+        isinstance(val, list)
+        and bool(val)
+        and all(isinstance(i, dict) and i.get("type") in ITEM_TYPES for i in val)
+    )
+
+
 def _items(doc: Any) -> list[Any] | None:
+    """The items of a body, a response, a logged pair of both, or a bare list.
+
+    Loggers name the lists their own way (`output_items`, a nested `response.output`), so
+    besides the API's own keys any top-level list made only of Responses items is read too.
+    """
     if isinstance(doc, list):
         return doc
-    if isinstance(doc, dict):
-        items: list[Any] = []
-        for key in ("input", "output", "items"):
-            val = doc.get(key)
-            if isinstance(val, list):
-                items.extend(val)
-            elif key == "input" and isinstance(val, str):
-                items.append({"type": "message", "role": "user", "content": val})
-        return items if ("input" in doc or "output" in doc or "items" in doc) else None
-    return None
+    if not isinstance(doc, dict):
+        return None
+    items: list[Any] = []
+    found = False
+    for key in _ITEM_KEYS:
+        val = doc.get(key)
+        if isinstance(val, list):
+            items.extend(val)
+            found = True
+        elif key == "input" and isinstance(val, str):
+            items.append({"type": "message", "role": "user", "content": val})
+            found = True
+    nested = doc.get("response")
+    if isinstance(nested, dict) and isinstance(nested.get("output"), list):
+        items.extend(nested["output"])
+        found = True
+    for key, val in doc.items():
+        if key not in _ITEM_KEYS and key != "response" and _typed_items(val):
+            items.extend(val)
+            found = True
+    return items if found else None
 
 
 class OpenAIResponsesAdapter(Adapter):
