@@ -27,6 +27,7 @@ from tracewatch.summarizers.facets import (
     CUE_INJECTION_ACTED,
 )
 from tracewatch.summarizers.models import Facets
+from tracewatch.trace_adapters.base import BARE_TLDS
 
 CITE_MAX = 8
 CITE_PER_ACCOUNT = 3  # kept per account on a campaign link, for citations spread over members
@@ -341,30 +342,6 @@ _LINK = re.compile(
     r"(?=(/|:\d|[\s),;!?\"']|\.(?:\s|$)|$))(/)?",
     re.I,
 )
-# Without a scheme or a path, "word.word" is a link only on a TLD people type bare.
-_BARE_TLDS = frozenset(
-    [
-        "com",
-        "net",
-        "org",
-        "io",
-        "co",
-        "shop",
-        "store",
-        "example",
-        "info",
-        "biz",
-        "app",
-        "me",
-        "ly",
-        "gg",
-        "tv",
-        "xyz",
-        "online",
-        "site",
-        "link",
-    ]
-)
 
 
 def link_hosts(text: str) -> set[str]:
@@ -376,7 +353,7 @@ def link_hosts(text: str) -> set[str]:
     out = set()
     for m in _LINK.finditer(text):
         host = m.group(2).lower()
-        if m.group(1) or m.group(5) or host.startswith("www.") or m.group(3).lower() in _BARE_TLDS:
+        if m.group(1) or m.group(5) or host.startswith("www.") or m.group(3).lower() in BARE_TLDS:
             out.add(host.removeprefix("www."))
     return out
 

@@ -16,7 +16,7 @@ from tracewatch.summarizers.models import Summary
 
 class EmbeddedSummarizer(Summarizer):
     name = "embedded"
-    prompt_version = "embedded-v4"
+    prompt_version = "embedded-v5"
 
     async def summarize(self, interaction: Interaction) -> Summary:
         return self.summarize_sync(interaction)

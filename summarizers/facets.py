@@ -13,6 +13,7 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 from tracewatch.monitor.models import Actor, Interaction, Step, StepKind
+from tracewatch.summarizers.credentials import handed, signed_in_as
 from tracewatch.summarizers.fingerprints import minhash, simhash
 from tracewatch.summarizers.injection import acts_on, identifiers, planted
 from tracewatch.summarizers.models import Facets, PostedContent, Transaction
@@ -136,6 +137,65 @@ def _final_report(steps: list[Step]) -> str:
     return ""
 
 
+# What a page shows on the button or counter just clicked once the click took: the state of an
+# engagement control ("Liked · 1,204", "Following", "Reposted to your timeline").
+_ENGAGED = [
+    (
+        "like",
+        re.compile(r"^\W{0,3}(liked|favou?rited|hearted|starred|recommended|applauded)\b", re.I),
+    ),
+    ("follow", re.compile(r"^\W{0,3}(following|followed|subscribed|unfollow)\b", re.I)),
+    ("upvote", re.compile(r"^\W{0,3}(upvoted|voted|\+1)\b", re.I)),
+    ("share", re.compile(r"^\W{0,3}(reposted|retweeted|shared|boosted|reblogged)\b", re.I)),
+]
+_CLICKS = frozenset({"left_click", "click", "double_click", "tap", "click_element"})
+_KEY_ACTIONS = frozenset({"key", "keypress", "press", "press_key"})
+_ENTER_KEYS = re.compile(r"^(enter|return|kp_enter)$", re.I)
+_SENTENCE = re.compile(r"[.!?;:](\s|$)|\n")
+_QUERY_MAX_WORDS = 10
+_HANDLE = re.compile(r"[@\d._]")
+
+
+def _pressed_enter(s: Step) -> bool:
+    if s.kind != StepKind.computer_action or s.action not in (
+        "key",
+        "keypress",
+        "press",
+        "press_key",
+    ):
+        return False
+    keys = (s.arguments or {}).get("keys") or [s.text or (s.arguments or {}).get("text") or ""]
+    return any(isinstance(k, str) and _ENTER_KEYS.match(k.strip()) for k in keys)
+
+
+def _query(steps: list[Step], i: int, text: str, page: str | None) -> bool:
+    """Typed text that is a search, not a post: short, no sentence punctuation, and submitted
+    with Enter or typed on a search page. Queries name things, posts say things."""
+    if len(text.split()) >= _QUERY_MAX_WORDS or _SENTENCE.search(text):
+        return False
+    if page and re.search(r"/(search|results|find)\b|[?&](q|query|search|k)=", page, re.I):
+        return True
+    nxt = next(
+        (t for t in steps[i + 1 : i + 3] if t.actor == Actor.agent and t.kind != StepKind.message),
+        None,
+    )
+    return nxt is not None and _pressed_enter(nxt)
+
+
+def engaged(s: Step) -> str | None:
+    """The engagement a click took, read from what the page answered (its new state)."""
+    if s.action not in _CLICKS or not s.result:
+        return None
+    head = s.result.strip()[:80]
+    return next((kind for kind, pat in _ENGAGED if pat.search(head)), None)
+
+
+def _identity(redactor: Redactor, login: str) -> str:
+    if login.startswith("[") and login.endswith("]"):
+        return login  # already a placeholder
+    return redactor.pseudonym("EMAIL" if "@" in login else "USER", login)
+
+
 def extract(inter: Interaction, redactor: Redactor) -> Facets:
     steps = inter.steps
     facets = Facets(n_steps=len(steps))
@@ -156,7 +216,15 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
     given = set().union(
         *(identifiers(s.text) for s in steps if s.actor in (Actor.user, Actor.system))
     )
+    for s in steps:
+        if s.actor == Actor.user and s.text:
+            for cred in handed(s.text):
+                if cred.user:
+                    identities.setdefault(_identity(redactor, cred.user))
     marks: set[str] = set()  # identifiers named only by planted instructions seen so far
+    current: str | None = None  # the page the browser is on
+    last_token: tuple[int, str] | None = None  # a single token typed, perhaps a login
+    engagements: list[Transaction] = []
     called: list[Transaction] = []  # what function tools did, one per call
     cart = 0  # quantities put in a cart by a function tool, for the purchase that follows
     for i, s in enumerate(steps):
@@ -173,6 +241,7 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
         if s.target_url:
             page = _page(s.target_url)
             if page:
+                current = page
                 pages.setdefault(page)
                 for kind, pat in _PATHS:
                     if pat.search("/" + page.split("/", 1)[-1]):
@@ -189,10 +258,17 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
             if _EMAIL.match(t):
                 identities.setdefault(redactor.pseudonym("EMAIL", t))
                 last_identity_step = i
-            elif secret_field or (looks_like_credential(t) and i - last_identity_step <= 3):
+            elif secret_field or (
+                looks_like_credential(t)
+                and (i - last_identity_step <= 3 or (last_token and i - last_token[0] <= 3))
+            ):
+                if last_token and i - last_token[0] <= 3 and i - last_identity_step > 3:
+                    # the single token typed just before a secret is the login it opens
+                    identities.setdefault(_identity(redactor, last_token[1]))
                 identities.setdefault(redactor.pseudonym("PASSWORD", t))
                 credential_typed = True
-            elif len(t.split()) >= _PROSE_WORDS:
+                last_token = None
+            elif len(t.split()) >= _PROSE_WORDS and not _query(steps, i, t, current):
                 text = redactor.redact(t[:500]) or ""
                 posted.append(
                     PostedContent(
@@ -202,6 +278,21 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
                         minhash=minhash(text),
                     )
                 )
+            if (
+                len(t.split()) == 1
+                and "://" not in t
+                and not _EMAIL.match(t)
+                and not looks_like_credential(t)
+                and not s.target_url
+            ):
+                last_token = (i, t)
+        got = engaged(s) if s.actor == Actor.agent else None
+        if got and len(engagements) < MAX_PER_INTERACTION:
+            where = current or s.target_domain
+            engagements.append(Transaction(kind=got, target=where, outcome="success"))  # type: ignore[arg-type]
+        for login in signed_in_as(s.result if s.actor == Actor.agent else None):
+            if _HANDLE.search(login):
+                identities.setdefault(_identity(redactor, login))
         kind = None
         if s.kind == StepKind.tool_call and s.actor == Actor.agent:
             kind = tool_kind(s.tool_name)
@@ -305,9 +396,10 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
     by_tool = {t.kind for t in called}
     if posted and not {"post", "review", "message"} & (set(kinds_seen) | by_tool):
         kinds_seen.setdefault("post", posted[-1].target)
-    for kind in by_tool:  # the call's own result beats the interaction's last words
-        kinds_seen.pop(kind, None)
+    for kind in by_tool | {t.kind for t in engagements}:
+        kinds_seen.pop(kind, None)  # the call's own result beats the interaction's last words
     facets.transactions.extend(called)
+    facets.transactions.extend(engagements)
     for kind, target in kinds_seen.items():
         tx = Transaction(
             kind=kind,

@@ -15,6 +15,7 @@ from typing import Any
 
 from tracewatch.monitor.models import Actor, Attachment, StepKind
 from tracewatch.trace_adapters.base import (
+    BARE_TLDS,
     Adapter,
     AdapterError,
     ParsedTrace,
@@ -239,5 +240,10 @@ def _typed_url(args: dict[str, Any]) -> str | None:
     text = args.get("text")
     if isinstance(text, str) and _TYPED_URL.match(text.strip()):
         url = text.strip()
-        return url if "://" in url else f"https://{url}"
+        if "://" in url:
+            return url
+        host = url.split("/", 1)[0].lower()
+        # a bare `first.last` is a username typed into a form, not an address
+        if "/" in url or host.startswith("www.") or host.rsplit(".", 1)[-1] in BARE_TLDS:
+            return f"https://{url}"
     return None

@@ -17,6 +17,48 @@ from pydantic import BaseModel, Field
 from tracewatch.monitor.models import Actor, Attachment, Step, StepKind, domain_of
 from tracewatch.trace_adapters.blobs import as_attachment, scrub
 
+# Without a scheme or a path, "word.word" is a link only on a TLD people type bare.
+BARE_TLDS = frozenset(
+    [
+        "com",
+        "net",
+        "org",
+        "io",
+        "co",
+        "shop",
+        "store",
+        "example",
+        "info",
+        "biz",
+        "app",
+        "me",
+        "ly",
+        "gg",
+        "tv",
+        "xyz",
+        "online",
+        "site",
+        "link",
+        "dev",
+        "ai",
+        "social",
+        "news",
+        "blog",
+        "page",
+        "cloud",
+        "tech",
+        "edu",
+        "gov",
+        "us",
+        "uk",
+        "de",
+        "fr",
+        "ca",
+        "au",
+        "in",
+    ]
+)
+
 
 class AdapterError(ValueError):
     """The document is of this adapter's format but cannot be read; the message says where."""
