@@ -71,6 +71,17 @@ def _secret_like(value: str) -> bool:
     return bool(re.search(r"\d", value) or re.search(r"[^\w]", value)) or len(value) >= 10
 
 
+def login_like(value: str) -> bool:
+    """A login as people pick them: an address, or a lower-case handle with a letter in it.
+    Capitalised words, codes and numbers (a ZIP typed before a card) are not logins."""
+    if value.startswith("[") and value.endswith("]"):
+        return True
+    if "@" in value.strip("@"):
+        return True
+    v = value.lstrip("@")
+    return bool(re.search(r"[a-z]", v)) and v == v.lower() and len(v) >= 3
+
+
 def handed(text: str | None) -> list[Handed]:
     """Credentials stated in a task or message, in the order they appear."""
     if not text:
@@ -88,6 +99,8 @@ def handed(text: str | None) -> list[Handed]:
         user, secret = m.group("user"), _clean(m.group("secret"))
         if secret.lower() in _NOT_SECRET or user.lower() in _NOT_SECRET:
             continue
+        if not login_like(user):
+            user = None
         if m.re is _EMAIL_PAIR and not _secret_like(secret):
             continue  # "write to jane@x.com about the order": an address, then prose
         out.append(Handed(user, secret))
@@ -106,4 +119,5 @@ def signed_in_as(text: str | None) -> list[str]:
     """Logins a page says the browser is signed in as ("Logged in as @jdoe")."""
     if not text:
         return []
-    return [m.group("user").rstrip(".") for m in _SIGNED_IN.finditer(text[:TEXT_BUDGET])]
+    found = (m.group("user").rstrip(".") for m in _SIGNED_IN.finditer(text[:TEXT_BUDGET]))
+    return [u for u in found if login_like(u)]

@@ -13,7 +13,7 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 from tracewatch.monitor.models import Actor, Interaction, Step, StepKind
-from tracewatch.summarizers.credentials import handed, signed_in_as
+from tracewatch.summarizers.credentials import handed, login_like, signed_in_as
 from tracewatch.summarizers.fingerprints import minhash, simhash
 from tracewatch.summarizers.injection import acts_on, identifiers, planted
 from tracewatch.summarizers.models import Facets, PostedContent, Transaction
@@ -153,7 +153,18 @@ _KEY_ACTIONS = frozenset({"key", "keypress", "press", "press_key"})
 _ENTER_KEYS = re.compile(r"^(enter|return|kp_enter)$", re.I)
 _SENTENCE = re.compile(r"[.!?;:](\s|$)|\n")
 _QUERY_MAX_WORDS = 10
-_HANDLE = re.compile(r"[@\d._]")
+
+
+_WORD = re.compile(r"^[\"'(]?[^\W\d_][\w'’-]*[.,!?;:)\"']{0,3}$")
+
+
+def prose(text: str) -> bool:
+    """Words people read, not a command or code: most tokens are words (a shell line such as
+    `cd x && pytest -q 2>&1 | tail` is mostly flags, paths and operators)."""
+    tokens = text.split()
+    if len(tokens) < _PROSE_WORDS:
+        return False
+    return sum(1 for t in tokens if _WORD.match(t)) >= 0.6 * len(tokens)
 
 
 def _pressed_enter(s: Step) -> bool:
@@ -268,7 +279,7 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
                 identities.setdefault(redactor.pseudonym("PASSWORD", t))
                 credential_typed = True
                 last_token = None
-            elif len(t.split()) >= _PROSE_WORDS and not _query(steps, i, t, current):
+            elif prose(t) and not _query(steps, i, t, current):
                 text = redactor.redact(t[:500]) or ""
                 posted.append(
                     PostedContent(
@@ -278,12 +289,16 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
                         minhash=minhash(text),
                     )
                 )
+            elif len(t.split()) >= _PROSE_WORDS:
+                # a row of a sheet or a form, not prose: what it writes down still counts
+                personal.update(_pii(redactor.redact(t[:4000])))
             if (
                 len(t.split()) == 1
                 and "://" not in t
                 and not _EMAIL.match(t)
                 and not looks_like_credential(t)
                 and not s.target_url
+                and login_like(t)
             ):
                 last_token = (i, t)
         got = engaged(s) if s.actor == Actor.agent else None
@@ -291,8 +306,7 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
             where = current or s.target_domain
             engagements.append(Transaction(kind=got, target=where, outcome="success"))  # type: ignore[arg-type]
         for login in signed_in_as(s.result if s.actor == Actor.agent else None):
-            if _HANDLE.search(login):
-                identities.setdefault(_identity(redactor, login))
+            identities.setdefault(_identity(redactor, login))
         kind = None
         if s.kind == StepKind.tool_call and s.actor == Actor.agent:
             kind = tool_kind(s.tool_name)
