@@ -423,7 +423,7 @@ class CampaignLink(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["content", "target", "identity", "timing"]
+    kind: Literal["content", "target", "identity", "narrative", "timing"]
     key: str = Field(description="the shared text (redacted), target, pseudonym or time bucket")
     accounts: list[str]
     ids: list[str] = Field(default_factory=list)

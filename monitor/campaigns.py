@@ -1,29 +1,31 @@
-"""Cross-account campaigns: accounts linked by shared evidence, grouped by connected components.
+"""Cross-account campaigns: accounts tied by shared evidence, grouped by community detection.
 
 Why this algorithm: comparing every pair of accounts is quadratic, and campaigns are defined
 by what accounts share. So detection is an inverted index (in DuckDB) over the evidence each
 account-window exposes (rollup_features), plus MinHash LSH bands for near-duplicate posts:
 only accounts that share an index key are ever compared, and keys shared by too many accounts
 (a shop's checkout page, a busy five minutes) are skipped as uninformative, which keeps the
-work near-linear in accounts. Linked accounts are then merged with union-find; each connected
-component of two or more accounts is a candidate campaign, listed with the evidence behind
-every link so a reviewer (and the judges) can weigh it.
+work near-linear in accounts. Each piece of evidence adds weight to the tie between two
+accounts; groups are the Leiden communities of that weighted graph (`coordination.py`), each
+listed with the evidence behind its ties so a reviewer (and the judges) can weigh it.
 
-Link strengths, on a 0..1 scale with a link at 1.0 or more:
+Tie weights, with an edge at 1.0 or more:
 - content: near-duplicate posts (MinHash similarity >= 0.6) made by several accounts: 1.0
   when the group holds five or more posts, or three or more that are at least a tenth of the
   posts of most of its accounts (the lower median: for two accounts, of both); else 0.5
   (people do write the same stock sentence now and then);
-- identity: the same email, login or credential pseudonym used by both: 1.0;
+- identity: the same email or login used by both: 1.0; the same password: 1/3 (common
+  passwords collide across unrelated people, a shared list of them does not);
 - target: specific pages (things, not function pages like /login) visited by both and by
   few others: 1.0 for three or more shared, 0.5 for two, and only when the shared pages are
   at least 30% of the smaller account's targets and four times what chance predicts
   (a*b/U for accounts with a and b targets out of U): two busy shoppers share product pages
   by chance, a campaign shares most of its targets;
+- narrative: posts that share rare wording (TF-IDF over accounts) far beyond what the
+  population's pairs share: 0.5, or 1.0 when also similar in absolute terms; paraphrases of
+  the same talking points survive here when no two posts are near-duplicates;
 - timing: active in the same five-minute buckets, repeatedly, when few others are: 0.5.
-Weak evidence alone never links two accounts; a busy hour is not a conspiracy. Weak pieces
-that add up to a link between two accounts can attach a lone account to a group but never
-bridge two groups that strong evidence holds together (see `group_accounts`).
+Weak evidence alone never ties two accounts; a busy hour is not a conspiracy.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tracewatch.monitor.aggregates import CITE_PER_ACCOUNT, CampaignLink, spread
+from tracewatch.monitor.coordination import clique_weights, communities, narrative_ties
 from tracewatch.monitor.near_duplicates import SIMILARITY, UnionFind
 from tracewatch.monitor.rollup_store import RollupStore
 from tracewatch.summarizers.fingerprints import minhash_similarity
@@ -47,6 +50,7 @@ WEAK = 0.5
 TIMING_MIN_BUCKETS = 3
 TIMING_MIN_SHARE = 0.5
 IDENTITY_MAX_ACCOUNTS = 50
+PASSWORD_WEIGHT = 1 / 3
 
 
 def rare_cap(n_accounts: int) -> int:
@@ -75,7 +79,6 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
         cap = rare_cap(n_accounts)
         weight: dict[tuple[str, str], float] = defaultdict(float)
         evidence: dict[tuple[str, str], list[CampaignLink]] = defaultdict(list)
-        alone: set[tuple[str, str]] = set()  # pairs with one piece of evidence strong alone
         links: list[CampaignLink] = []
 
         # Identities shared by a few accounts.
@@ -167,8 +170,6 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
                 continue
             strong = len(shared) >= TARGET_MIN_SHARED
             weight[a, b] += 1.0 if strong else WEAK
-            if strong:
-                alone.add((a, b))
             key = ", ".join(shared[:10]) + (
                 f" (+{len(shared) - 10} more)" if len(shared) > 10 else ""
             )
@@ -195,14 +196,31 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
                         accounts=[a, b],
                     )
                 )
+
+        posts: dict[str, list[str]] = defaultdict(list)
+        for account, text in con.execute(
+            "SELECT DISTINCT account_id, text FROM _tw_f WHERE kind = 'content'"
+            " ORDER BY account_id, text"
+        ).fetchall():
+            posts[account].append(text)
     finally:
         con.execute("DROP TABLE IF EXISTS _tw_f")
 
-    groups, _ = group_accounts(links, weight, alone)
+    for (a, b), w in narrative_ties(posts).items():
+        weight[a, b] += w
+        evidence[a, b].append(
+            CampaignLink(
+                kind="narrative",
+                key="posts share rare wording beyond the population"
+                + (" (strongly)" if w >= 1.0 else ""),
+                accounts=[a, b],
+            )
+        )
+    clique_weights(((lk.accounts, _link_weight(lk)) for lk in links), weight)
     out = []
-    for names in groups:
+    for names in communities(weight):
         inside = set(names)
-        kept = [lk for lk in links if lk.accounts[0] in inside]
+        kept = [r for lk in links if (r := _within(lk, inside))]
         # Every pair's evidence between members, whether or not it linked them on its own.
         for (a, b), lks in evidence.items():
             if a in inside and b in inside:
@@ -219,6 +237,31 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
     return out
 
 
+def _link_weight(link: CampaignLink) -> float:
+    """A shared login or address ties accounts; a shared password only weakly, since common
+    passwords collide by chance across unrelated people."""
+    if link.kind == "identity" and link.key.startswith("[PASSWORD:"):
+        return PASSWORD_WEIGHT
+    return 1.0
+
+
+def _within(link: CampaignLink, inside: set[str]) -> CampaignLink | None:
+    """A link as it bears on one group: only its members, if two or more are in it."""
+    members = [a for a in link.accounts if a in inside]
+    if len(members) < 2:
+        return None
+    if len(members) == len(link.accounts):
+        return link
+    by_account = {a: ids for a, ids in link.by_account.items() if a in inside}
+    return CampaignLink(
+        kind=link.kind,
+        key=link.key,
+        accounts=members,
+        ids=spread(by_account),
+        by_account=by_account,
+    )
+
+
 def _link(
     kind: Literal["content", "target", "identity"], key: str, by_account: dict[str, list[str]]
 ) -> CampaignLink:
@@ -226,49 +269,4 @@ def _link(
     return CampaignLink(kind=kind, key=key, accounts=list(kept), ids=spread(kept), by_account=kept)
 
 
-def group_accounts(
-    links: list[CampaignLink],
-    weight: dict[tuple[str, str], float],
-    alone: set[tuple[str, str]],
-) -> tuple[list[list[str]], list[tuple[str, str]]]:
-    """Accounts joined into candidate campaigns, and the pairs that reached the bar.
-
-    Strong links join all their accounts at once (no pairs: a post shared by a thousand
-    accounts is one link, not half a million), as do pairs with one piece of evidence strong
-    alone (`alone`). Pairs that reach the bar only by adding up weak evidence (a stock
-    sentence and a busy five minutes) may attach a lone account or pair up two, but never
-    bridge two groups that are each held together by strong evidence: that is how chance
-    chains a bystander's circle into a campaign.
-    """
-    accounts = sorted(
-        {a for pair in weight for a in pair} | {a for lk in links for a in lk.accounts}
-    )
-    index = {a: i for i, a in enumerate(accounts)}
-    uf = UnionFind(len(accounts))
-    for link in links:
-        for a in link.accounts[1:]:
-            uf.union(index[link.accounts[0]], index[a])
-    strong_pairs = sorted(pair for pair, w in weight.items() if w >= 1.0 - 1e-9)
-    for a, b in strong_pairs:
-        if (a, b) in alone:
-            uf.union(index[a], index[b])
-    size: dict[int, int] = {}
-    for members in uf.groups():
-        size[uf.find(members[0])] = len(members)
-    joined = []
-    for a, b in strong_pairs:
-        if (a, b) in alone:
-            joined.append((a, b))
-            continue
-        ra, rb = uf.find(index[a]), uf.find(index[b])
-        if ra != rb and min(size[ra], size[rb]) > 1:
-            continue
-        joined.append((a, b))
-        if ra != rb:
-            uf.union(ra, rb)
-            size[uf.find(ra)] = size[ra] + size[rb]
-    groups = [sorted(accounts[m] for m in members) for members in uf.groups() if len(members) > 1]
-    return groups, joined
-
-
-_ORDER = {"content": 0, "identity": 1, "target": 2, "timing": 3}
+_ORDER = {"content": 0, "identity": 1, "target": 2, "narrative": 3, "timing": 4}

@@ -33,7 +33,7 @@ def judge_signals(agg: Aggregate) -> dict[str, Any]:
     """The aggregate's signals plus what only a campaign has: its links, personas per account."""
     sig = agg.facets.signals()
     kinds = [link.kind for link in agg.links]
-    for kind in ("content", "target", "identity", "timing"):
+    for kind in ("content", "target", "identity", "narrative", "timing"):
         sig[f"link_{kind}"] = kinds.count(kind)
     n_accounts = max(1, len(agg.accounts))
     sig["identities_per_account"] = round(sig["account_identities"] / n_accounts, 3)

@@ -194,17 +194,3 @@ def test_eval_write_readme_refuses_a_missing_file_before_running(tmp_path: Path)
         timeout=60,
     )
     assert r.returncode == 2 and "nope.md: no such file" in r.stderr
-
-
-def test_weak_evidence_attaches_a_loner_but_never_bridges_two_groups() -> None:
-    from tracewatch.monitor.aggregates import CampaignLink
-    from tracewatch.monitor.campaigns import WEAK, group_accounts
-
-    ring = CampaignLink(kind="content", key="pitch", accounts=["r1", "r2", "r3"])
-    circle = CampaignLink(kind="content", key="stock reply", accounts=["b1", "b2", "b3"])
-    # b1-r1: a stock sentence and a busy five minutes, two weak pieces adding up to 1.0;
-    # r3-x: the same, to an account with no other link; r2-y: three shared targets (strong alone)
-    weight = {("b1", "r1"): 2 * WEAK, ("r3", "x"): 2 * WEAK, ("r2", "y"): 1.0}
-    groups, joined = group_accounts([ring, circle], weight, alone={("r2", "y")})
-    assert sorted(groups) == [["b1", "b2", "b3"], ["r1", "r2", "r3", "x", "y"]]
-    assert ("b1", "r1") not in joined and ("r3", "x") in joined and ("r2", "y") in joined
