@@ -18,6 +18,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tracewatch.monitor.near_duplicates import cluster
+from tracewatch.summarizers.asks import (
+    CUE_ASKS_EVASION,
+    CUE_ASKS_IMPERSONATION,
+    CUE_ASKS_PHISHING_PAGE,
+    CUE_EXPOSES_PERSON,
+    CUE_RUNS_DOWNLOAD,
+)
 from tracewatch.summarizers.facets import (
     CUE_ABUSE,
     CUE_ASKS_SECRETS,
@@ -323,6 +330,11 @@ CUES = {
     CUE_ASKS_SECRETS: "cue_asks_for_secrets",
     CUE_CLAIMS_OFFICIAL: "cue_speaks_for_staff",
     CUE_ABUSE: "cue_abuse",
+    CUE_ASKS_EVASION: "cue_asks_evasion",
+    CUE_ASKS_PHISHING_PAGE: "cue_asks_phishing_page",
+    CUE_ASKS_IMPERSONATION: "cue_asks_impersonation",
+    CUE_EXPOSES_PERSON: "cue_exposes_person",
+    CUE_RUNS_DOWNLOAD: "cue_runs_download",
 }
 _PROFILE = re.compile(
     r"^[^/]+/(@[\w.-]+|(u|user|users|profile|profiles|people|person|members?|in|staff|team|"

@@ -22,8 +22,8 @@ Tie weights, with an edge at 1.0 or more:
   (a*b/U for accounts with a and b targets out of U): two busy shoppers share product pages
   by chance, a campaign shares most of its targets;
 - narrative: posts that share rare wording (TF-IDF over accounts) far beyond what the
-  population's pairs share: 0.5, or 1.0 when also similar in absolute terms; paraphrases of
-  the same talking points survive here when no two posts are near-duplicates;
+  population's pairs share: 0.5; paraphrases of the same talking points survive here when no
+  two posts are near-duplicates, and add to shared stories or minutes;
 - timing: active in the same five-minute buckets, repeatedly, when few others are: 0.5.
 Weak evidence alone never ties two accounts; a busy hour is not a conspiracy.
 """
@@ -211,8 +211,7 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
         evidence[a, b].append(
             CampaignLink(
                 kind="narrative",
-                key="posts share rare wording beyond the population"
-                + (" (strongly)" if w >= 1.0 else ""),
+                key="posts share rare wording beyond the population",
                 accounts=[a, b],
             )
         )

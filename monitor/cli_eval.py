@@ -265,6 +265,14 @@ def calibrate_cmd(
             "(default: 3, 4 and 5)."
         ),
     ] = None,
+    corpus: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A labelled corpus folder (envelopes and labels.json) to pool beside the "
+            "generated ones; repeat for several. Its benign accounts bound the thresholds even "
+            "where its harm categories are named differently from the rubrics'."
+        ),
+    ] = None,
     target_fpr: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="Account-level FPR budget, split over rubrics.")
     ] = 0.01,
@@ -291,24 +299,38 @@ def calibrate_cmd(
     from tracewatch.rubrics.registry import create_judge
 
     seeds = seed or [3, 4, 5]
+    folders = corpus or []
+    for f in folders:
+        if not (f / "labels.json").is_file():
+            raise _fail(f"{f}: no labels.json in this folder")
     scores, labels = Scores(), []
+    per_corpus: list[tuple[str, Scores, list]] = []
     with tempfile.TemporaryDirectory(prefix="tracewatch-cal-") as tmp:
         backend = _backend(str(Path(tmp) / "eval.duckdb"), "embedded", None, "")
         j = create_judge("signals", backend)
-        for s in seeds:
-            with err.status(f"calibration corpus, seed {s}"):
-                _, one, lab = asyncio.run(
-                    run_eval(EvalOptions(seed=s, calibrations=[], baseline=False), backend, j)
-                )
+        runs = [(f"seed {s}", EvalOptions(seed=s, calibrations=[], baseline=False)) for s in seeds]
+        runs += [(str(f), EvalOptions(corpus=f, calibrations=[], baseline=False)) for f in folders]
+        for name, opts in runs:
+            with err.status(f"calibration corpus, {name}"):
+                try:
+                    _, one, lab = asyncio.run(run_eval(opts, backend, j))
+                except (FileNotFoundError, ValueError) as exc:
+                    raise _fail(str(exc)) from None
             scores.extend(one)
             labels += lab
-    corpus = "generate --seed " + ",".join(map(str, seeds))
-    cals = calibrate(scores, labels, load_rubrics(), j.name, target_fpr, corpus)
+            per_corpus.append((name, one, lab))
+    desc = "generate --seed " + ",".join(map(str, seeds))
+    if folders:
+        desc += " + " + ", ".join(f.name for f in folders)
+    cals = calibrate(scores, labels, load_rubrics(), j.name, target_fpr, desc)
+    figures = [corpus_figures(name, one, lab, cals) for name, one, lab in per_corpus]
     if write:
         keep = [c for c in load_calibrations() if c.judge != j.name]
         save_calibrations(keep + cals)
     if json:
-        _print_json([c.model_dump(mode="json") for c in cals])
+        _print_json(
+            {"calibrations": [c.model_dump(mode="json") for c in cals], "per_corpus": figures}
+        )
         return
     t = Table(
         title=f"calibration on seeds {', '.join(map(str, seeds))}, "
@@ -326,7 +348,41 @@ def calibrate_cmd(
             f"{c.recall:.3f}",
         )
     out.print(t)
+    t = Table(title="each corpus at these thresholds", title_justify="left")
+    for col in ("corpus", "harmful recall", "benign FPR", "look-alike FPR"):
+        t.add_column(col, justify="left" if col == "corpus" else "right")
+    for f in figures:
+        t.add_row(f["corpus"], _fmt(f["recall"]), _fmt(f["fpr"]), _fmt(f["lookalike_fpr"]))
+    out.print(t)
     out.print(f"written to {CALIBRATION_FILE}" if write else "[dim]--write to store them[/]")
+
+
+def corpus_figures(name: str, scores, labels, cals) -> dict:  # type: ignore[no-untyped-def]
+    """One corpus's account figures at the chosen thresholds (any rubric flags the account),
+    so a threshold that suits one corpus and not another shows."""
+    from tracewatch.rubrics.loader import load_rubrics, threshold_for
+
+    thresholds = {r.id: threshold_for(r, "signals", cals)[0] for r in load_rubrics()}
+
+    def flagged(account: str) -> bool:
+        return any(
+            best.get(account, 0.0) >= thresholds.get(rubric, 1.01)
+            for rubric, best in scores.rubric_best.items()
+        )
+
+    harmful = [a for a in labels if a.harmful]
+    benign = [a for a in labels if not a.harmful]
+    looks = [a for a in benign if a.lookalike_of]
+
+    def share(group: list) -> float | None:  # type: ignore[type-arg]
+        return sum(flagged(a.account_id) for a in group) / len(group) if group else None
+
+    return {
+        "corpus": name,
+        "recall": share(harmful),
+        "fpr": share(benign),
+        "lookalike_fpr": share(looks),
+    }
 
 
 def corpus_labelled_cmd(

@@ -27,15 +27,17 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 LINK_BAR = 1.0  # a tie is an edge once its evidence adds up to this
 STRONG_ALONE = 2.0  # a tie this strong keeps an account in a group through one member
 NARRATIVE_MIN = 0.3  # cosine below this is never shared narrative
-NARRATIVE_STRONG = 0.55
+NARRATIVE_WEIGHT = 0.5  # never a tie alone: templated benign posters share wording too
 NARRATIVE_Z = 4.0  # robust z-score of a pair's cosine over the population's posting pairs
 NARRATIVE_MIN_POSTS = 2
 SEED = 7
 
 
 def narrative_ties(posts: dict[str, list[str]]) -> dict[tuple[str, str], float]:
-    """Pairs of accounts whose posts share rare wording beyond the population, with a weight:
-    0.5 when the similarity stands out, 1.0 when it is also high in absolute terms."""
+    """Pairs of accounts whose posts share rare wording beyond the population, with their
+    weight: half a tie, so that shared wording confirms other evidence (the same stories, the
+    same minutes) and never groups accounts on its own. Templated benign posters (a support
+    macro, a brand kit) share wording as much as a paraphrasing ring does."""
     accounts = sorted(a for a, texts in posts.items() if len(texts) >= NARRATIVE_MIN_POSTS)
     if len(accounts) < 2:
         return {}
@@ -65,7 +67,7 @@ def narrative_ties(posts: dict[str, list[str]]) -> dict[tuple[str, str], float]:
     for i, j, v in zip(sims.row, sims.col, sims.data, strict=True):
         if i >= j or v < NARRATIVE_MIN or (v - med) / mad < NARRATIVE_Z:
             continue
-        out[accounts[i], accounts[j]] = 1.0 if v >= NARRATIVE_STRONG else 0.5
+        out[accounts[i], accounts[j]] = NARRATIVE_WEIGHT
     return out
 
 

@@ -94,6 +94,12 @@ class Rubric(BaseModel):
         min_length=1, description="where the signal judge takes its cited interactions from"
     )
     signals: list[SignalRule] = Field(min_length=1)
+    combine: Literal["mean", "max"] = Field(
+        "mean",
+        description="mean: the scoring signals' weighted mean (evidence that adds up); max: the "
+        "strongest one, weighted against the heaviest (alternative ways one interaction shows "
+        "the harm, none of which should dilute another)",
+    )
     threshold: float = Field(
         0.5, gt=0, le=1, description="flag at or above this score unless calibrated"
     )

@@ -1,6 +1,7 @@
 """The judge that needs no model: a rubric's signals, scored on an aggregate's facets.
 
-Score = (weighted mean of the scoring signals' satisfaction)
+Score = (weighted mean of the scoring signals' satisfaction, or for a rubric that combines by
+        `max` the strongest of them against the heaviest weight)
         x (product of the required signals' satisfaction)
         x (product over the look-alikes' signals of (1 - weight x satisfaction)).
 Each satisfaction is linear between the rubric's `start` and `full`, so the score is
@@ -54,8 +55,11 @@ def _fmt(v: Any) -> str:
 def score(rubric: Rubric, sig: dict[str, Any]) -> tuple[float, list[str]]:
     """The score and the reasons, one line per factor, in the rubric's own terms."""
     scoring = [s for s in rubric.signals if not s.required]
-    total = sum(s.weight for s in scoring)
-    base = sum(s.weight * s.satisfaction(sig.get(s.signal)) for s in scoring) / total
+    weighted = [s.weight * s.satisfaction(sig.get(s.signal)) for s in scoring]
+    if rubric.combine == "max":
+        base = max(weighted) / max(s.weight for s in scoring)
+    else:
+        base = sum(weighted) / sum(s.weight for s in scoring)
     reasons = []
     gate = 1.0
     for s in rubric.signals:

@@ -13,6 +13,7 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 from tracewatch.monitor.models import Actor, Interaction, Step, StepKind
+from tracewatch.summarizers.asks import CUE_EXPOSES_PERSON, CUE_RUNS_DOWNLOAD, asked, runs_download
 from tracewatch.summarizers.credentials import handed, login_like, signed_in_as
 from tracewatch.summarizers.fingerprints import minhash, simhash
 from tracewatch.summarizers.injection import acts_on, identifiers, planted
@@ -236,6 +237,8 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
     current: str | None = None  # the page the browser is on
     last_token: tuple[int, str] | None = None  # a single token typed, perhaps a login
     engagements: list[Transaction] = []
+    read_pii: set[str] = set()  # personal data on pages and in tool output the agent read
+    commands: list[str] = []  # shell lines the agent ran
     called: list[Transaction] = []  # what function tools did, one per call
     cart = 0  # quantities put in a cart by a function tool, for the purchase that follows
     for i, s in enumerate(steps):
@@ -393,8 +396,17 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
             if CUE_INJECTION not in facets.risk_cues:
                 facets.risk_cues.append(CUE_INJECTION)
             marks |= planted(hit.string, hit.start(), given)
-        if untrusted and s.actor in (Actor.tool, Actor.environment):
-            personal.update(_pii(redactor.redact(untrusted[:4000])))
+        if untrusted:
+            found = _pii(redactor.redact(untrusted[:4000]))
+            read_pii |= found
+            if s.actor in (Actor.tool, Actor.environment):
+                personal.update(found)
+        if s.actor == Actor.agent and s.arguments:
+            cmd = s.arguments.get("command") or s.arguments.get("cmd")
+            if isinstance(cmd, str):
+                commands.append(cmd)
+        if typed:
+            commands.append(typed)
 
     report = _final_report(steps)
     outcome_failed = (
@@ -443,6 +455,16 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
         ):
             if hit and cue not in facets.risk_cues:
                 facets.risk_cues.append(cue)
+    given_pii = set().union(
+        *(_pii(redactor.redact(s.text)) for s in steps if s.actor in (Actor.user, Actor.system))
+    )
+    looked_up = {p for p in read_pii - given_pii if p.startswith(("[PHONE:", "[ADDRESS:"))}
+    if any(looked_up & _pii(p.text) for p in posted):
+        facets.risk_cues.append(CUE_EXPOSES_PERSON)
+    if not facets.refusals and not _REFUSAL.search(report):
+        facets.risk_cues.extend(c for c in asked(task) if c not in facets.risk_cues)
+    if runs_download(commands, task):
+        facets.risk_cues.append(CUE_RUNS_DOWNLOAD)
     # Personal data the agent read or wrote down that is not an identity it used itself.
     for text in [report, *(p.text for p in posted)]:
         personal.update(_pii(redactor.redact(text)))
