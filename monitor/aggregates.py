@@ -37,6 +37,8 @@ from tracewatch.summarizers.models import Facets
 from tracewatch.trace_adapters.base import BARE_TLDS
 
 CITE_MAX = 8
+ENGAGEMENT_KINDS = frozenset({"like", "follow", "upvote", "share"})
+ENGAGEMENT_BUCKET_S = 1800  # engaging the same target in the same half hour is co-engagement
 CITE_PER_ACCOUNT = 3  # kept per account on a campaign link, for citations spread over members
 TEXT_MAX = 300
 AggregateKind = Literal["account_window", "account_period", "campaign"]
@@ -146,6 +148,10 @@ class RollupFacets(BaseModel):
         default_factory=dict,
         description="host a posted text links to -> site it was posted on -> posts",
     )
+    engagements: dict[str, Evidence] = Field(
+        default_factory=dict,
+        description="target|half-hour bucket of a like, follow, upvote or share",
+    )
 
     @classmethod
     def from_summary(
@@ -167,6 +173,9 @@ class RollupFacets(BaseModel):
         out.targets = {t: _ev(interaction_id) for t in facets.targets}
         out.identities = {i: _ev(interaction_id) for i in facets.identities}
         for tx in facets.transactions:
+            if tx.kind in ENGAGEMENT_KINDS and tx.target and tx.outcome != "failure":
+                slot = f"{tx.target}|{int(ts.timestamp()) // ENGAGEMENT_BUCKET_S}"
+                out.engagements.setdefault(slot, _ev(interaction_id, 0)).n += 1
             key = f"{tx.kind}:{tx.outcome}"
             out.transactions.setdefault(key, _ev(interaction_id, 0)).n += 1
             if tx.kind == "purchase" and tx.outcome != "failure":
@@ -225,6 +234,7 @@ class RollupFacets(BaseModel):
             _merge_map(out.identities, p.identities)
             _merge_map(out.transactions, p.transactions)
             _merge_map(out.risk_cues, p.risk_cues)
+            _merge_map(out.engagements, p.engagements)
             out.purchased_quantity += p.purchased_quantity
             for r, c in p.ratings.items():
                 out.ratings[r] = out.ratings.get(r, 0) + c
@@ -435,7 +445,7 @@ class CampaignLink(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["content", "target", "identity", "narrative", "timing"]
+    kind: Literal["content", "target", "identity", "narrative", "engagement", "timing"]
     key: str = Field(description="the shared text (redacted), target, pseudonym or time bucket")
     accounts: list[str]
     ids: list[str] = Field(default_factory=list)

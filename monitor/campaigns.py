@@ -24,6 +24,8 @@ Tie weights, with an edge at 1.0 or more:
 - narrative: posts that share rare wording (TF-IDF over accounts) far beyond what the
   population's pairs share: 0.5; paraphrases of the same talking points survive here when no
   two posts are near-duplicates, and add to shared stories or minutes;
+- engagement: the same specific target liked, followed, upvoted or shared in the same half
+  hour by both, when few others did: 0.5 per shared slot;
 - timing: active in the same five-minute buckets, repeatedly, when few others are: 0.5.
 Weak evidence alone never ties two accounts; a busy hour is not a conspiracy.
 """
@@ -35,7 +37,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tracewatch.monitor.aggregates import CITE_PER_ACCOUNT, CampaignLink, spread
+from tracewatch.monitor.aggregates import CITE_PER_ACCOUNT, CampaignLink, specific_target, spread
 from tracewatch.monitor.coordination import clique_weights, communities, narrative_ties
 from tracewatch.monitor.near_duplicates import SIMILARITY, UnionFind
 from tracewatch.monitor.rollup_store import RollupStore
@@ -51,6 +53,7 @@ TIMING_MIN_BUCKETS = 3
 TIMING_MIN_SHARE = 0.5
 IDENTITY_MAX_ACCOUNTS = 50
 PASSWORD_WEIGHT = 1 / 3
+COENGAGEMENT_WEIGHT = 0.5  # per shared (target, half hour); two make a tie
 
 
 def rare_cap(n_accounts: int) -> int:
@@ -175,6 +178,28 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
             )
             evidence[a, b].append(_link("target", key, {a: a_ids, b: b_ids}))
 
+        # Co-engagement: the same specific target liked, followed, upvoted or shared in the
+        # same half hour, when few others did; a viral post's crowd is over the cap.
+        for a, b, slots, a_ids, b_ids in con.execute(
+            "WITH t AS (SELECT key, account_id, flatten(list(ids)) AS ids FROM _tw_f"
+            " WHERE kind = 'engage' GROUP BY key, account_id),"
+            " rare AS (SELECT key FROM t GROUP BY key HAVING count(*) BETWEEN 2 AND ?)"
+            " SELECT x.account_id, y.account_id, list(x.key ORDER BY x.key),"
+            " flatten(list(x.ids)), flatten(list(y.ids))"
+            " FROM t x JOIN t y ON x.key = y.key AND x.account_id < y.account_id"
+            " WHERE x.key IN (SELECT key FROM rare) GROUP BY 1, 2",
+            [cap],
+        ).fetchall():
+            targets = sorted(
+                {k.rsplit("|", 1)[0] for k in slots if specific_target(k.rsplit("|", 1)[0])}
+            )
+            if not targets:
+                continue
+            weight[a, b] += min(1.0, COENGAGEMENT_WEIGHT * len(slots))
+            evidence[a, b].append(
+                _link("engagement", ", ".join(targets[:10]), {a: a_ids, b: b_ids})
+            )
+
         # Co-activity in five-minute buckets that few accounts share.
         for a, b, shared, na, nb in con.execute(
             "WITH t AS (SELECT DISTINCT key, account_id FROM _tw_f WHERE kind = 'time'),"
@@ -262,10 +287,12 @@ def _within(link: CampaignLink, inside: set[str]) -> CampaignLink | None:
 
 
 def _link(
-    kind: Literal["content", "target", "identity"], key: str, by_account: dict[str, list[str]]
+    kind: Literal["content", "target", "identity", "engagement"],
+    key: str,
+    by_account: dict[str, list[str]],
 ) -> CampaignLink:
     kept = {a: sorted(set(ids))[:CITE_PER_ACCOUNT] for a, ids in sorted(by_account.items())}
     return CampaignLink(kind=kind, key=key, accounts=list(kept), ids=spread(kept), by_account=kept)
 
 
-_ORDER = {"content": 0, "identity": 1, "target": 2, "narrative": 3, "timing": 4}
+_ORDER = {"content": 0, "identity": 1, "target": 2, "engagement": 3, "narrative": 4, "timing": 5}

@@ -337,6 +337,8 @@ def _features(aggs: Sequence[Aggregate]) -> pa.Table:
                 add(agg, "target", t, ev.n, ev.ids)
         for i, ev in f.identities.items():
             add(agg, "identity", i, ev.n, ev.ids)
+        for slot, ev in f.engagements.items():
+            add(agg, "engage", slot, ev.n, ev.ids)
         for g in f.content:
             for band in band_keys(g.minhash):
                 add(agg, "content", band, g.n, g.ids, g.text, g.minhash)

@@ -28,14 +28,17 @@ from tracewatch.rubrics.models import Quote, Rubric, SignalRule, Verdict
 from tracewatch.rubrics.verdicts import new_verdict
 
 CITE = 8
+# Campaign links that name the accounts behind them (content groups name theirs separately).
+LINKING_KINDS = ("target", "identity", "engagement", "narrative")
 
 
 def judge_signals(agg: Aggregate) -> dict[str, Any]:
     """The aggregate's signals plus what only a campaign has: its links, personas per account."""
     sig = agg.facets.signals()
     kinds = [link.kind for link in agg.links]
-    for kind in ("content", "target", "identity", "narrative", "timing"):
+    for kind in ("content", "target", "identity", "narrative", "engagement", "timing"):
         sig[f"link_{kind}"] = kinds.count(kind)
+    sig["shared_wording_links"] = sig["link_content"] + sig["link_narrative"]
     n_accounts = max(1, len(agg.accounts))
     sig["identities_per_account"] = round(sig["account_identities"] / n_accounts, 3)
     sig["duplicate_domains_per_account"] = round(sig["duplicate_domains"] / n_accounts, 3)
@@ -167,7 +170,7 @@ def implicated(agg: Aggregate, rubric: Rubric) -> list[str]:
         keep.update(g.accounts)
         covered += g.n
     for link in agg.links:
-        if link.kind in ("target", "identity") and "links" in rubric.evidence_sources:
+        if link.kind in LINKING_KINDS and "links" in rubric.evidence_sources:
             keep.update(link.accounts)
     return sorted(keep & set(agg.accounts)) or agg.accounts
 

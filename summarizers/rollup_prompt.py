@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tracewatch.summarizers.prompt import CHARS_PER_TOKEN, FENCE_CLOSE, FENCE_OPEN, _fence_safe
 
 # v2: rollup facets count the hosts posted texts link to (outlink_* and promotion_sites).
-ROLLUP_PROMPT_VERSION = "rollup-v2"
+ROLLUP_PROMPT_VERSION = "rollup-v3"
 TEXT_LIMIT = 1200
 
 
