@@ -36,8 +36,18 @@ def judge_signals(agg: Aggregate) -> dict[str, Any]:
     """The aggregate's signals plus what only a campaign has: its links, personas per account."""
     sig = agg.facets.signals()
     kinds = [link.kind for link in agg.links]
+    n_pairs = max(1, len(agg.accounts) * (len(agg.accounts) - 1) // 2)
     for kind in ("content", "target", "identity", "narrative", "engagement", "timing"):
         sig[f"link_{kind}"] = kinds.count(kind)
+        # how much of the group one kind of evidence ties together (pair links per pair)
+        sig[f"link_{kind}_pair_share"] = round(
+            min(
+                1.0,
+                sum(1 for link in agg.links if link.kind == kind and len(link.accounts) == 2)
+                / n_pairs,
+            ),
+            3,
+        )
     sig["shared_wording_links"] = sig["link_content"] + sig["link_narrative"]
     n_accounts = max(1, len(agg.accounts))
     sig["identities_per_account"] = round(sig["account_identities"] / n_accounts, 3)
