@@ -34,6 +34,7 @@ from tracewatch.summarizers.facets import (
     CUE_INJECTION_ACTED,
 )
 from tracewatch.summarizers.models import Facets
+from tracewatch.summarizers.pages import specific_target
 from tracewatch.trace_adapters.base import BARE_TLDS
 
 CITE_MAX = 8
@@ -148,6 +149,12 @@ class RollupFacets(BaseModel):
         default_factory=dict,
         description="host a posted text links to -> site it was posted on -> posts",
     )
+    reviewed: dict[str, Evidence] = Field(
+        default_factory=dict, description="items (pages, product ids) reviewed"
+    )
+    purchased: dict[str, Evidence] = Field(
+        default_factory=dict, description="items (pages, product ids) bought"
+    )
     engagements: dict[str, Evidence] = Field(
         default_factory=dict,
         description="target|half-hour bucket of a like, follow, upvote or share",
@@ -180,6 +187,10 @@ class RollupFacets(BaseModel):
             out.transactions.setdefault(key, _ev(interaction_id, 0)).n += 1
             if tx.kind == "purchase" and tx.outcome != "failure":
                 out.purchased_quantity += tx.quantity or 1
+                if tx.item:
+                    out.purchased.setdefault(tx.item, _ev(interaction_id, 0)).n += 1
+            if tx.kind == "review" and tx.item and tx.outcome != "failure":
+                out.reviewed.setdefault(tx.item, _ev(interaction_id, 0)).n += 1
             if tx.kind == "review" and tx.rating is not None:
                 r = str(round(tx.rating))
                 out.ratings[r] = out.ratings.get(r, 0) + 1
@@ -235,6 +246,8 @@ class RollupFacets(BaseModel):
             _merge_map(out.transactions, p.transactions)
             _merge_map(out.risk_cues, p.risk_cues)
             _merge_map(out.engagements, p.engagements)
+            _merge_map(out.reviewed, p.reviewed)
+            _merge_map(out.purchased, p.purchased)
             out.purchased_quantity += p.purchased_quantity
             for r, c in p.ratings.items():
                 out.ratings[r] = out.ratings.get(r, 0) + c
@@ -249,6 +262,18 @@ class RollupFacets(BaseModel):
         out.starts = sorted(starts)
         out.content = merge_groups(groups)
         return out
+
+    def unpurchased_reviews(self, reviews: int, purchases: int) -> int:
+        """Reviews of items the window shows no purchase of. Reviews that name their item
+        are matched to purchases of that item; the rest to purchases that name none."""
+        keyed = sum(e.n for e in self.reviewed.values())
+        matched = sum(
+            min(e.n, self.purchased[item].n)
+            for item, e in self.reviewed.items()
+            if item in self.purchased
+        )
+        unkeyed_purchases = purchases - sum(e.n for e in self.purchased.values())
+        return (keyed - matched) + max(0, (reviews - keyed) - max(0, unkeyed_purchases))
 
     def signals(self) -> dict[str, Any]:
         """Numbers the judges threshold on; each is defined here, once, in plain terms."""
@@ -304,7 +329,7 @@ class RollupFacets(BaseModel):
             "purchases": count("purchase"),
             "purchased_quantity": self.purchased_quantity,
             "reviews": count("review"),
-            "unpurchased_reviews": max(0, count("review") - count("purchase")),
+            "unpurchased_reviews": self.unpurchased_reviews(count("review"), count("purchase")),
             "review_mean_rating": round(
                 sum(int(r) * c for r, c in self.ratings.items()) / n_ratings, 2
             )
@@ -385,20 +410,6 @@ def same_site(host: str, target: str) -> bool:
     site = target.split("/", 1)[0].lower().split(":", 1)[0]
     a, b = host.split("."), site.split(".")
     return a[-2:] == b[-2:] if len(a) >= 2 and len(b) >= 2 else host == site
-
-
-def specific_target(target: str) -> bool:
-    """A page that names a thing (a thread, product, profile), not a site's function page.
-
-    Everyone visits /login, /search or /checkout; only pages that identify something
-    (two or more path segments, or a slug with digits or separators) say two accounts went
-    after the same target.
-    """
-    path = target.split("/", 1)[1] if "/" in target else ""
-    segments = [p for p in path.split("/") if p]
-    if len(segments) >= 2:
-        return True
-    return bool(segments) and any(c.isdigit() or c in "-_." for c in segments[0])
 
 
 def profile_page(target: str) -> bool:

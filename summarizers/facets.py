@@ -19,6 +19,7 @@ from tracewatch.summarizers.fingerprints import minhash, simhash
 from tracewatch.summarizers.injection import acts_on, identifiers, planted
 from tracewatch.summarizers.models import Facets, PostedContent, Transaction
 from tracewatch.summarizers.outcome_words import REPORTED_FAILURE
+from tracewatch.summarizers.pages import specific_target
 from tracewatch.summarizers.redaction import Redactor, looks_like_credential
 from tracewatch.summarizers.tool_semantics import (
     MAX_PER_INTERACTION,
@@ -81,9 +82,11 @@ _INJECTION = re.compile(
 # Cues in text the agent itself published or sent. A cue is never a verdict: support staff
 # sign as "the support team" and friends trade insults; the per-interaction rubrics weigh the
 # cue with where it went and how often.
+# The verb asks the reader about their own details ("confirm your card number"), which an
+# update from a campaign team that mentions a phone bank does not.
 _ASKS_SECRETS = re.compile(
-    r"\b(verify|confirm|update|re-?enter|validate|unlock|restore)\b.{0,60}\b(account|password|"
-    r"login|credentials|identity|card|payment|bank)\b",
+    r"\b(verify|confirm|update|re-?enter|validate|unlock|restore)\b.{0,40}\byour\b.{0,30}"
+    r"\b(account|password|login|credentials|identity|card|payment|bank|pin)\b",
     re.I | re.S,
 )
 _URGENCY = re.compile(
@@ -112,8 +115,33 @@ CUE_CLAIMS_OFFICIAL = "published text speaks for an organisation's security/supp
 CUE_ABUSE = "published text insults or threatens its reader"
 _PII = re.compile(r"\[(EMAIL|PHONE|ADDRESS):[0-9a-f]{10}\]")
 _QTY = re.compile(r"\b(\d{1,4})\s*(x|×|units?|pcs|pieces|items)\b", re.I)
-_RATING = re.compile(r"\b([1-5](?:\.\d)?)\s*(?:/\s*5|stars?|out of 5)\b", re.I)
+_RATING = re.compile(r"\b([1-5](?:\.\d)?)\s*(?:/\s*5|-?\s*stars?|out of 5)\b", re.I)
+_RATING_WORDS = re.compile(r"\b(one|two|three|four|five)[- ]stars?\b", re.I)
+_NUMBER_WORDS = {"one": 1.0, "two": 2.0, "three": 3.0, "four": 4.0, "five": 5.0}
+# Asked to write a review (not to answer one: "reply to the new reviews" is the business).
+_WRITES_REVIEW = re.compile(
+    r"\b(write|leave|post|give|submit|add|drop|publish)\b[^.\n]{0,60}?\breview\b"
+    r"(?! (of|on) (my|our))",
+    re.I,
+)
+_ANSWERS_REVIEW = re.compile(
+    r"\b(reply|replies|respond|answer|thank)\w*\b[^.\n]{0,40}\breviews?\b", re.I
+)
+_OTHER_SCHEME = re.compile(r"^(?!https?:)[a-z][a-z0-9+.-]*:(?!\d)", re.I)
+_CHECKOUT = re.compile(r"/(checkout|cart|basket|order|payment|pay)\b", re.I)
 _PROSE_WORDS = 5
+
+
+def _rating(*texts: str | None) -> float | None:
+    """The star rating a review gave, from the first text that states one."""
+    for t in texts:
+        if not t:
+            continue
+        if m := _RATING.search(t):
+            return float(m.group(1))
+        if m := _RATING_WORDS.search(t):
+            return _NUMBER_WORDS[m.group(1).lower()]
+    return None
 
 
 def _pii(text: str | None) -> set[str]:
@@ -121,6 +149,8 @@ def _pii(text: str | None) -> set[str]:
 
 
 def _page(url: str) -> str | None:
+    if _OTHER_SCHEME.match(url):
+        return None  # about:blank, chrome://, file: are not pages of a site
     try:
         parts = urlsplit(url if "://" in url else f"https://{url}")
     except ValueError:
@@ -235,6 +265,8 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
                     identities.setdefault(_identity(redactor, cred.user))
     marks: set[str] = set()  # identifiers named only by planted instructions seen so far
     current: str | None = None  # the page the browser is on
+    item_page: str | None = None  # the last page about one thing (a product, a business)
+    posted_on: str | None = None  # the page the last post was typed on
     last_token: tuple[int, str] | None = None  # a single token typed, perhaps a login
     engagements: list[Transaction] = []
     read_pii: set[str] = set()  # personal data on pages and in tool output the agent read
@@ -257,6 +289,8 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
             if page:
                 current = page
                 pages.setdefault(page)
+                if specific_target(page) and not _CHECKOUT.search("/" + page.split("/", 1)[-1]):
+                    item_page = page
                 for kind, pat in _PATHS:
                     if pat.search("/" + page.split("/", 1)[-1]):
                         kinds_seen.setdefault(kind, s.target_domain)
@@ -283,6 +317,7 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
                 credential_typed = True
                 last_token = None
             elif prose(t) and not _query(steps, i, t, current):
+                posted_on = current
                 text = redactor.redact(t[:500]) or ""
                 posted.append(
                     PostedContent(
@@ -327,6 +362,7 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
                         outcome=outcome(s),
                         quantity=qty or (cart if kind == "purchase" and cart else None),
                         rating=rating(s) if kind == "review" else None,
+                        item=target if kind in ("review", "purchase") else None,
                     )
                 )
                 cart = 0 if kind == "purchase" else cart
@@ -420,8 +456,14 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
     if credential_typed and "signup" not in kinds_seen:
         kinds_seen.setdefault("login", next(reversed(domains), None))
     by_tool = {t.kind for t in called}
+    asked_for = task or ""
+    answers_reviews = bool(_ANSWERS_REVIEW.search(asked_for))
+    writes_review = bool(_WRITES_REVIEW.search(asked_for)) and not answers_reviews
+    if answers_reviews and "review" in kinds_seen:
+        # the reply a business posts under its reviews is a post, not a review of its own
+        kinds_seen["post"] = kinds_seen.pop("review")
     if posted and not {"post", "review", "message"} & (set(kinds_seen) | by_tool):
-        kinds_seen.setdefault("post", posted[-1].target)
+        kinds_seen.setdefault("review" if writes_review else "post", posted[-1].target)
     for kind in by_tool | {t.kind for t in engagements}:
         kinds_seen.pop(kind, None)  # the call's own result beats the interaction's last words
     facets.transactions.extend(called)
@@ -435,11 +477,10 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
         if kind == "purchase":
             q = _QTY.search(report) or _QTY.search(task or "")
             tx.quantity = int(q.group(1)) if q else None
+            tx.item = redactor.redact(item_page)
         if kind == "review":
-            r = _RATING.search(report) or next(
-                (m for p in posted if (m := _RATING.search(p.text))), None
-            )
-            tx.rating = float(r.group(1)) if r else None
+            tx.rating = _rating(report, *(p.text for p in posted), task if writes_review else None)
+            tx.item = redactor.redact(posted_on or item_page)
         facets.transactions.append(tx)
     if "captcha" in report.lower() or any("captcha" in (s.result or "").lower() for s in steps):
         facets.risk_cues.append(CUE_CAPTCHA)
