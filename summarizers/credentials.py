@@ -25,8 +25,10 @@ _LOGIN_CUE = (
 )
 # A login cue, the login, then its secret after a slash, inside brackets, or after a secret cue.
 _PAIR = re.compile(
-    rf"\b{_LOGIN_CUE}\s{{0,3}}:?\s{{0,3}}{_USER}\s{{0,3}}"
-    rf"(?:/\s{{0,3}}|\(\s{{0,3}}(?:{_SECRET_CUE}\s{{0,3}}[:=]?\s{{0,3}})?|,?\s{{0,3}}{_SECRET_CUE}\s{{0,3}}[:=]?\s{{0,3}})"
+    rf"\b{_LOGIN_CUE}(?:\s{{1,3}}(?:there|here|info|details|is|for\s{{1,3}}(?:the\s{{1,3}})?[\w.-]{{1,40}})){{0,2}}"
+    rf"\s{{0,3}}:?\s{{0,3}}{_USER}\s{{0,3}}"
+    rf"(?:/\s{{0,3}}|\(\s{{0,3}}(?:{_SECRET_CUE}\s{{0,3}}[:=]?\s{{0,3}})?|,?\s{{0,3}}{_SECRET_CUE}\s{{0,3}}[:=]?\s{{0,3}}|"
+    rf"(?P<bare>\s{{1,3}}))"
     rf"{_SECRET}",
     re.I,
 )
@@ -59,6 +61,9 @@ class Handed:
     secret: str
 
 
+_ADDRESS = re.compile(r"^\[(EMAIL|USER|PASSWORD|SECRET):|@[\w-]+\.\w")
+
+
 def _clean(value: str) -> str:
     """A secret as written, less the full stop or colon of the sentence it ends."""
     return value.rstrip(".:")
@@ -68,7 +73,9 @@ def _secret_like(value: str) -> bool:
     """A token as passwords are written: letters with digits or symbols, or a long run."""
     if value.startswith(("[", "http")) or "@" in value:
         return False
-    return bool(re.search(r"\d", value) or re.search(r"[^\w]", value)) or len(value) >= 10
+    if re.search(r"\d", value) or re.search(r"[^\w]", value) or len(value) >= 10:
+        return True
+    return bool(re.search(r"[A-Z]", value[1:]) and re.search(r"[a-z]", value))  # uWFBjDOwH
 
 
 def login_like(value: str) -> bool:
@@ -97,11 +104,12 @@ def handed(text: str | None) -> list[Handed]:
         if any(a <= m.start("secret") < b for a, b in taken):
             continue
         user, secret = m.group("user"), _clean(m.group("secret"))
-        if secret.lower() in _NOT_SECRET or user.lower() in _NOT_SECRET:
-            continue
+        if secret.lower() in _NOT_SECRET or user.lower() in _NOT_SECRET or _ADDRESS.search(secret):
+            continue  # an address in the secret's place is the login of the pair that follows
         if not login_like(user):
             user = None
-        if m.re is _EMAIL_PAIR and not _secret_like(secret):
+        bare = m.re is _PAIR and m.group("bare") is not None
+        if (m.re is _EMAIL_PAIR or bare) and not _secret_like(secret):
             continue  # "write to jane@x.com about the order": an address, then prose
         out.append(Handed(user, secret))
         taken.append(m.span("secret"))
@@ -109,7 +117,7 @@ def handed(text: str | None) -> list[Handed]:
         if any(a <= m.start("secret") < b for a, b in taken):
             continue
         secret = _clean(m.group("secret"))
-        if secret.lower() in _NOT_SECRET or len(secret) < 4:
+        if secret.lower() in _NOT_SECRET or len(secret) < 4 or _ADDRESS.search(secret):
             continue
         out.append(Handed(None, secret))
     return out

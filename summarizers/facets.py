@@ -21,6 +21,7 @@ from tracewatch.summarizers.models import Facets, PostedContent, Transaction
 from tracewatch.summarizers.outcome_words import REPORTED_FAILURE
 from tracewatch.summarizers.pages import specific_target
 from tracewatch.summarizers.redaction import Redactor, looks_like_credential
+from tracewatch.summarizers.secrets import scoped
 from tracewatch.summarizers.tool_semantics import (
     MAX_PER_INTERACTION,
     acted_on,
@@ -239,6 +240,7 @@ def _identity(redactor: Redactor, login: str) -> str:
 
 
 def extract(inter: Interaction, redactor: Redactor) -> Facets:
+    redactor = scoped(redactor, inter)
     steps = inter.steps
     facets = Facets(n_steps=len(steps))
     if inter.ended_at and inter.started_at:
@@ -520,6 +522,7 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
 
 def template_text(inter: Interaction, facets: Facets, redactor: Redactor) -> str:
     """A short summary a reviewer can read in one breath; built only from redacted parts."""
+    redactor = scoped(redactor, inter)
     parts = []
     if facets.task:
         parts.append(f"Asked: {facets.task}")

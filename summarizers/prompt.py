@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tracewatch.monitor.models import Actor, Interaction, Step, StepKind
 from tracewatch.summarizers.models import Transaction
 from tracewatch.summarizers.redaction import Redactor
+from tracewatch.summarizers.secrets import scoped
 
 PROMPT_VERSION = "llm-v1"
 FENCE_OPEN = "<<<UNTRUSTED_TRACE_DATA"
@@ -114,6 +115,7 @@ def render_trace(inter: Interaction, redactor: Redactor, budget_tokens: int) -> 
     list is elided. The task (first user message) and the outcome (last agent message) are
     always kept, because they are what a summary is about.
     """
+    redactor = scoped(redactor, inter)
     budget = budget_tokens * CHARS_PER_TOKEN
     header = (
         f"format={inter.source_format} agent={inter.agent or '-'} model={inter.model or '-'} "

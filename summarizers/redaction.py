@@ -14,7 +14,7 @@ import hmac
 import os
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 KEY_ENV = "TRACEWATCH_REDACTION_KEY"
@@ -32,16 +32,24 @@ _SECRET_TOKENS = re.compile(
     r"\.[A-Za-z0-9_-]{5,}|glpat-[A-Za-z0-9_-]{20,}|sk_(?:live|test)_[A-Za-z0-9]{16,})\b"
 )
 _BEARER = re.compile(
-    r"(?i)\b(bearer|token|api[_-]?key|secret|access[_-]?key)(\s*[:=]\s*|\s+)([^\s,;\"']{8,})"
+    r"(?i)(?<!\[)\b(bearer|token|api[_-]?key|secret|access[_-]?key)(\s*[:=]\s*|\s+)(?!\[)"
+    r"([^\s,;\"']{8,})"
 )
 _PASSWORD_KV = re.compile(
-    r"(?i)\b(pass(?:word|wd|code)?|pwd|pin)(\s*[:=]\s*|\s+is\s+)([^\s,;\"']{3,})"
+    r"(?i)(?<!\[)\b(pass(?:word|wd|code)?|pwd|pin)(\s*[:=]\s*|\s+is\s+)(?!\[)([^\s,;\"']{3,})"
 )
 _STREET = re.compile(
     r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|"
     r"Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Close|Square|Sq)\b\.?(?:,?\s*(?:Apt|Unit|Suite)\s*\w+)?"
 )
 _PLACEHOLDER = re.compile(r"\[(EMAIL|PHONE|CARD|SECRET|PASSWORD|ADDRESS|USER):[0-9a-f]{10}\]")
+
+
+def _bounded(value: str) -> str:
+    """A pattern for one secret value that does not match inside a longer word."""
+    head = r"(?<![\w])" if value[0].isalnum() or value[0] == "_" else ""
+    tail = r"(?![\w])" if value[-1].isalnum() or value[-1] == "_" else ""
+    return f"{head}{re.escape(value)}{tail}"
 
 
 def _luhn(digits: str) -> bool:
@@ -79,10 +87,22 @@ def load_key(db_path: str | None = None) -> bytes:
 class Redactor:
     """Replaces secrets and personal data in text with keyed, typed placeholders."""
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, known: Iterable[str] = ()) -> None:
         if not key:
             raise ValueError("redaction key must not be empty")
         self._key = key
+        values = sorted({v for v in known if v}, key=lambda v: (-len(v), v))
+        self._known = frozenset(values)
+        self._known_re = re.compile("|".join(map(_bounded, values))) if values else None
+
+    def with_secrets(self, values: Iterable[str]) -> Redactor:
+        """The same key, also replacing these values (one interaction's secrets) wherever
+        they appear, whatever surrounds them."""
+        return Redactor(self._key, values)
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        return self._known
 
     def pseudonym(self, kind: str, value: str) -> str:
         norm = (
@@ -94,6 +114,8 @@ class Redactor:
     def redact(self, text: str | None) -> str | None:
         if not text:
             return text
+        if self._known_re is not None:
+            text = self._known_re.sub(lambda m: self.pseudonym("PASSWORD", m.group(0)), text)
         out = _SECRET_TOKENS.sub(lambda m: self.pseudonym("SECRET", m.group(0)), text)
         out = _BEARER.sub(
             lambda m: f"{m.group(1)}{m.group(2)}{self.pseudonym('SECRET', m.group(3))}", out

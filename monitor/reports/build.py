@@ -44,6 +44,7 @@ from tracewatch.monitor.reports.models import (
 )
 from tracewatch.monitor.store import Store
 from tracewatch.summarizers.redaction import Redactor, load_key
+from tracewatch.summarizers.secrets import scoped
 
 _KINDS = ("account_window", "account_period", "campaign")
 # (stage, table, who made it, tokens in, tokens out) for the processing figures
@@ -315,6 +316,7 @@ def build_interaction(store: Store, interaction_id: str) -> InteractionReport:
             "`tracewatch report case CASE`"
         )
     inter = loaded[0]
+    redactor = scoped(redactor, inter)  # its secrets go by value, wherever they appear
     head = _one(
         store,
         "SELECT source_file, source_line, domains FROM interactions WHERE interaction_id = ?",
