@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -107,9 +109,13 @@ def discover(paths: list[str]) -> tuple[list[Path | str], list[str]]:
         if not path.exists():
             raise PathError(f"{p}: no such file or directory")
         if path.is_dir():
+            sessions = session_folders(path)
+            found.extend(sessions)
             for child in sorted(path.rglob("*")):
                 if not child.is_file() or any(part.startswith(".") for part in child.parts[-1:]):
                     continue
+                if any(s in child.parents for s in sessions):
+                    continue  # read as part of its session
                 if child.name.lower().endswith(TRACE_SUFFIXES):
                     found.append(child)
                 else:
@@ -121,6 +127,65 @@ def discover(paths: list[str]) -> tuple[list[Path | str], list[str]]:
         else:
             raise PathError(f"{p}: not a regular file or folder")
     return found, skipped
+
+
+# A folder that holds one agent session as one JSON file per event (OpenHands V0
+# `sessions/<id>/events/<n>.json`, V1 `event_service/events/event-<n>-<id>.json`), beside the
+# session's own state file: read as one interaction, events in their numbered order.
+SESSION_STATE_FILES = ("metadata.json", "base_state.json")
+
+
+def session_folders(root: Path) -> list[Path]:
+    """The session folders at or under `root`."""
+    candidates = [root / "events"] if (root / "events").is_dir() else []
+    candidates += [d for d in root.rglob("events") if d.is_dir() and d != root / "events"]
+    out = []
+    for events in sorted(candidates):
+        files = [f for f in events.iterdir() if f.is_file()]
+        if (
+            files
+            and all(f.suffix.lower() == ".json" for f in files)
+            and all(re.search(r"\d", f.name) for f in files)
+            and (
+                any((events.parent / s).is_file() for s in SESSION_STATE_FILES)
+                or all(re.fullmatch(r"\d+\.json", f.name) for f in files)
+            )
+        ):
+            out.append(events.parent)
+    return out
+
+
+def _event_order(path: Path) -> tuple[int, str]:
+    m = re.search(r"\d+", path.name)
+    return (int(m.group(0)) if m else -1, path.name)
+
+
+def read_session(folder: Path, on_bytes: Callable[[int], None]) -> Record:
+    """A session folder as one document `{"events": [...], "metadata": {...}}`; a file of it
+    that cannot be read makes the whole session one quarantined record, named by that file."""
+    mtime = datetime.fromtimestamp(folder.stat().st_mtime, tz=UTC)
+    events = []
+    for f in sorted((folder / "events").iterdir(), key=_event_order):
+        raw = f.read_bytes()
+        on_bytes(len(raw))
+        try:
+            events.append(_parse(raw))
+        except orjson.JSONDecodeError as exc:
+            return Record(
+                str(folder), None, None, error=f"{f.name}: invalid JSON: {exc}", mtime=mtime
+            )
+    doc: dict[str, Any] = {"events": events}
+    for name in SESSION_STATE_FILES:
+        state = folder / name
+        if state.is_file():
+            try:
+                doc["metadata"] = _parse(state.read_bytes())
+            except orjson.JSONDecodeError as exc:
+                return Record(
+                    str(folder), None, None, error=f"{name}: invalid JSON: {exc}", mtime=mtime
+                )
+            break
+    return Record(str(folder), None, None, doc=doc, mtime=mtime)
 
 
 def _keep(raw: bytes) -> bytes:
@@ -137,6 +202,9 @@ def read_records(src: Path | str, on_bytes: Callable[[int], None]) -> Iterator[R
         yield from _read_stream(sys.stdin.buffer, "<stdin>", None, on_bytes, sniff=True)
         return
     assert isinstance(src, Path)
+    if src.is_dir():
+        yield read_session(src, on_bytes)
+        return
     name = src.name.lower()
     mtime = datetime.fromtimestamp(src.stat().st_mtime, tz=UTC)
     if name.endswith(JSONL_SUFFIXES):
@@ -172,12 +240,54 @@ def read_records(src: Path | str, on_bytes: Callable[[int], None]) -> Iterator[R
     try:
         yield Record(str(src), None, None, doc=_parse(raw), mtime=mtime)
     except orjson.JSONDecodeError as exc:
-        # Perhaps a JSONL file with a .json name: read it line by line if every line parses.
+        if (docs := concatenated(raw)) is not None:
+            # JSON values one after another (the OTel console exporter's output): one document
+            yield Record(str(src), None, None, doc=docs, mtime=mtime)
+            return
+        # Perhaps a JSONL file with a .json name: read it line by line (its bad lines each
+        # quarantined) if most lines parse; a broken pretty-printed document, or a broken
+        # .traj, is one bad record, not one per line.
         lines = [ln for ln in raw.splitlines() if ln.strip()]
-        if len(lines) > 1:
+        if len(lines) > 1 and not name.endswith(WHOLE_DOCUMENT_SUFFIXES) and _mostly_json(lines):
             yield from _read_stream(io.BytesIO(raw), str(src), mtime, lambda n: None)
             return
         yield Record(str(src), None, _keep(raw), error=f"invalid JSON: {exc}", mtime=mtime)
+
+
+WHOLE_DOCUMENT_SUFFIXES = (".traj", ".eval")  # never JSONL: broken, it is one broken record
+
+
+def _mostly_json(lines: list[bytes]) -> bool:
+    ok = 0
+    for ln in lines:
+        try:
+            orjson.loads(ln)
+            ok += 1
+        except orjson.JSONDecodeError:
+            pass
+    return ok * 2 > len(lines)
+
+
+def concatenated(raw: bytes) -> list[Any] | None:
+    """Two or more JSON values written one after another, or None if that is not what it is."""
+    try:
+        text = strip_blobs(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    decoder = json.JSONDecoder()
+    docs: list[Any] = []
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= len(text):
+            break
+        try:
+            doc, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            return None
+        docs.append(doc)
+    return docs if len(docs) > 1 and all(isinstance(d, dict) for d in docs) else None
 
 
 def _read_stream(
@@ -225,6 +335,18 @@ def _reject(rec: Record, reason: str, error: str, adapter: str | None = None) ->
     return Rejected(rec.source, rec.line, adapter, reason, error, raw)
 
 
+def _native(doc: dict[str, Any]) -> bool:
+    """A document with a `trace` key that is a native format (a Langfuse export), not an
+    envelope. Envelopes name their account, so only those that do not are asked."""
+    if "account_id" in doc:
+        return False
+    try:
+        detect(doc)
+    except DetectionError:
+        return False
+    return True
+
+
 def build_interactions(
     rec: Record, opts: IngestOptions, report: IngestReport
 ) -> tuple[list[Interaction], Rejected | None]:
@@ -233,7 +355,7 @@ def build_interactions(
         return [], _reject(rec, "invalid_json" if "JSON" in rec.error else "unreadable", rec.error)
     doc = rec.doc
     envelope: Envelope | None = None
-    if isinstance(doc, dict) and "trace" in doc:
+    if isinstance(doc, dict) and "trace" in doc and not _native(doc):
         try:
             envelope = Envelope.model_validate(doc)
         except ValidationError as exc:
@@ -465,4 +587,10 @@ def input_size(paths: list[str]) -> int | None:
     if "-" in paths:
         return None
     inputs, _ = discover(paths)
-    return sum(p.stat().st_size for p in inputs if isinstance(p, Path))
+    return sum(
+        sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        if p.is_dir()
+        else p.stat().st_size
+        for p in inputs
+        if isinstance(p, Path)
+    )

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
-import orjson
 import pytest
 
+from tracewatch.monitor.ingest import discover, read_records
 from tracewatch.monitor.models import Actor, StepKind
 from tracewatch.trace_adapters import detect
 from tracewatch.trace_adapters.base import ParsedTrace
-from tracewatch.trace_adapters.blobs import strip_blobs
-from tracewatch.trace_adapters.inspect_ai import load_eval_zip
+
+TW = [sys.executable, "-m", "tracewatch.monitor.cli"]
 
 
 def parse(path: Path) -> tuple[str, list[ParsedTrace]]:
-    doc = (
-        load_eval_zip(path)
-        if path.suffix == ".eval"
-        else orjson.loads(strip_blobs(path.read_bytes()))
-    )
-    adapter = detect(doc)
-    return adapter.name, list(adapter.parse(doc))
+    """A sample as ingestion reads it (documents, concatenated JSON, .eval, session folders)."""
+    (rec,) = list(read_records(path, lambda n: None))
+    assert rec.error is None, f"{path}: {rec.error}"
+    adapter = detect(rec.doc)
+    return adapter.name, list(adapter.parse(rec.doc))
 
 
 def one(samples: Path, rel: str, fmt: str) -> ParsedTrace:
@@ -31,16 +32,42 @@ def one(samples: Path, rel: str, fmt: str) -> ParsedTrace:
     return traces[0]
 
 
-def test_every_sample_file_is_read(samples: Path) -> None:
-    files = [
+def _inputs(samples: Path) -> list[Path]:
+    """What ingestion would read under samples/, less the spec excerpts (not traces)."""
+    inputs, _ = discover([str(samples)])
+    return [
         p
-        for p in samples.rglob("*")
-        if p.is_file() and p.name != "SOURCE.txt" and not {"spec", "spec-examples"} & set(p.parts)
+        for p in inputs
+        if isinstance(p, Path) and not {"spec", "spec-examples"} & set(p.relative_to(samples).parts)
     ]
-    assert len(files) >= 20
-    for f in files:
+
+
+def test_every_sample_file_is_read(samples: Path) -> None:
+    inputs = _inputs(samples)
+    assert len(inputs) >= 30
+    for f in inputs:
         _, traces = parse(f)
         assert traces and all(t.steps for t in traces), f
+
+
+def test_one_ingest_of_all_samples_exits_0_and_quarantines_only_spec_excerpts(
+    samples: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "s.duckdb"
+    proc = subprocess.run(
+        [*TW, "ingest", str(samples), "--db", str(db), "--json"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert rep["ingested"] >= 80
+    rows = json.loads(
+        subprocess.run(
+            [*TW, "quarantine", "list", "--db", str(db), "--json"], capture_output=True, text=True
+        ).stdout
+    )
+    assert rows and all({"spec", "spec-examples"} & set(Path(r["source_file"]).parts) for r in rows)
+    for fmt in ("langfuse", "mini_swe_agent", "openhands_v1", "otel_spans", "openhands"):
+        assert rep["by_format"].get(fmt), fmt
 
 
 def test_agentdojo_harmful_transfer(samples: Path) -> None:

@@ -84,6 +84,8 @@ class Adapter:
     description: ClassVar[str]
     # Extensions that mark a file as this format even before reading it (e.g. ".traj").
     extensions: ClassVar[tuple[str, ...]] = ()
+    # The versions or variants of the format this adapter reads, for `tracewatch formats`.
+    versions: ClassVar[str] = ""
 
     def detect(self, doc: Any) -> bool:
         raise NotImplementedError

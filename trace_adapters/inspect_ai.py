@@ -8,6 +8,7 @@ give each call its wall-clock time.
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 from collections.abc import Iterator
@@ -44,6 +45,42 @@ def resolve_attachments(value: Any, attachments: dict[str, str]) -> Any:
     return value
 
 
+ZIP_ZSTD = 93  # the ZIP method number of Zstandard, which recent Inspect writes
+MEMBER_MAX_BYTES = 1 << 30  # a member that inflates past this is refused, not read
+
+
+def read_member(zf: zipfile.ZipFile, name: str) -> bytes:
+    """One member's bytes, Zstandard members included (Python 3.11's zipfile has no method 93).
+
+    A Zstandard member is read from its local header and inflated by `zstandard`, with the
+    output bounded so a member that claims little and inflates to gigabytes is refused.
+    """
+    info = zf.getinfo(name)
+    if info.compress_type != ZIP_ZSTD:
+        return zf.read(name)
+    import zstandard
+
+    fp = zf.fp
+    if fp is None:
+        raise AdapterError(f"{name}: the archive is closed")
+    fp.seek(info.header_offset)
+    header = fp.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        raise AdapterError(f"{name}: bad local file header")
+    name_len = int.from_bytes(header[26:28], "little")
+    extra_len = int.from_bytes(header[28:30], "little")
+    fp.seek(info.header_offset + 30 + name_len + extra_len)
+    compressed = fp.read(info.compress_size)
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(compressed)) as reader:
+            data = reader.read(MEMBER_MAX_BYTES + 1)
+    except zstandard.ZstdError as exc:
+        raise AdapterError(f"{name}: bad Zstandard data ({exc})") from exc
+    if len(data) > MEMBER_MAX_BYTES:
+        raise AdapterError(f"{name}: inflates past {MEMBER_MAX_BYTES} bytes")
+    return data
+
+
 def load_eval_zip(path: Path) -> dict[str, Any]:
     """The `.eval` container as the same dict shape as a `.json` EvalLog."""
     try:
@@ -54,12 +91,12 @@ def load_eval_zip(path: Path) -> dict[str, Any]:
                     f"{path.name}: ZIP without header.json: not an Inspect .eval log"
                 )
             header_name = "header.json" if "header.json" in names else "_journal/start.json"
-            log = orjson.loads(zf.read(header_name))
+            log = orjson.loads(read_member(zf, header_name))
             samples = []
             for name in sorted(
                 n for n in names if n.startswith("samples/") and n.endswith(".json")
             ):
-                samples.append(orjson.loads(strip_blobs(zf.read(name))))
+                samples.append(orjson.loads(strip_blobs(read_member(zf, name))))
     except zipfile.BadZipFile as exc:
         raise AdapterError(f"{path.name}: not a valid ZIP ({exc})") from exc
     log["samples"] = samples

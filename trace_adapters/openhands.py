@@ -26,7 +26,7 @@ from tracewatch.trace_adapters.base import (
 from tracewatch.trace_adapters.blobs import scrub
 
 _SOURCES = {"user": Actor.user, "agent": Actor.agent, "environment": Actor.environment}
-_BOOKKEEPING_ACTIONS = {"change_agent_state", "system", "recall", "condensation", "null"}
+_BOOKKEEPING_ACTIONS = {"change_agent_state", "recall", "condensation", "null"}
 _BOOKKEEPING_OBS = {"agent_state_changed", "null", "recall", "condensation"}
 _GOTO = re.compile(r"""goto\(\s*["']([^"']+)["']""")
 _FILL = re.compile(r"""fill\(\s*["'][^"']*["']\s*,\s*["']([^"']*)["']""")
@@ -133,7 +133,9 @@ class OpenHandsAdapter(Adapter):
         call_id = f"oh:{ev.get('id')}"
         tool = tcm.get("function_name")
         common = {"call_id": call_id, "timestamp": ts, "attachments": found, "tool_name": tool}
-        if action == "message":
+        if action == "system":  # the system prompt the session started with
+            b.message(Actor.system, args.get("content") or ev.get("message"), timestamp=ts)
+        elif action == "message":
             b.message(actor, args.get("content") or ev.get("message"), **common)
         elif action in ("finish", "think"):
             text = args.get("final_thought") or args.get("thought") or ev.get("message")

@@ -179,6 +179,8 @@ class OTelGenAIAdapter(Adapter):
                 self._call(b, tool, call_id, args, found, ts)
             b.result(call_id, text, is_error=failed, timestamp=ts)
             return
+        if self._sdk_span(b, span, attrs, seen, ts, failed):
+            return
         if op in _INFERENCE_OPS or any(k.startswith("gen_ai.") for k in attrs):
             system = attrs.get("gen_ai.system_instructions")
             if system is not None:
@@ -234,6 +236,76 @@ class OTelGenAIAdapter(Adapter):
             is_error=failed,
             timestamp=ts,
         )
+
+    def _sdk_span(
+        self,
+        b: StepBuilder,
+        span: dict[str, Any],
+        attrs: dict[str, Any],
+        seen: set[tuple[str, str]],
+        ts: Any,
+        failed: bool,
+    ) -> bool:
+        """The Vercel AI SDK's `ai.*` attributes and OpenInference's flattened LLM messages,
+        which carry the conversation where GenAI conventions are not (yet) written."""
+        if attrs.get("ai.toolCall.name"):
+            call_id = attrs.get("ai.toolCall.id") or span.get("spanId")
+            if b._pending_call(call_id) is None:
+                found: list[Attachment] = []
+                args = as_arguments(attrs.get("ai.toolCall.args"), found)
+                self._call(b, attrs["ai.toolCall.name"], call_id, args, found, ts)
+            result = attrs.get("ai.toolCall.result")
+            b.result(call_id, short(text_of(loads_maybe(result)), 16000), is_error=failed)
+            return True
+        handled = False
+        prompt = loads_maybe(attrs.get("ai.prompt"))
+        if isinstance(prompt, dict):
+            if isinstance(prompt.get("system"), str):
+                self._input(b, "system", {"content": prompt["system"]}, seen, ts)
+            if isinstance(prompt.get("prompt"), str):
+                self._input(b, "user", {"content": prompt["prompt"]}, seen, ts)
+                handled = True
+            for msg in _messages(prompt.get("messages")):
+                self._input(b, msg.get("role", "user"), msg, seen, ts)
+                handled = True
+        for msg in _messages(attrs.get("ai.prompt.messages")):
+            self._input(b, msg.get("role", "user"), msg, seen, ts)
+            handled = True
+        n = 0
+        while f"llm.input_messages.{n}.message.role" in attrs:
+            role = attrs[f"llm.input_messages.{n}.message.role"]
+            msg = {"content": attrs.get(f"llm.input_messages.{n}.message.content")}
+            self._input(b, role or "user", msg, seen, ts)
+            handled = True
+            n += 1
+        outputs: list[tuple[str, Any]] = []
+        n = 0
+        while f"llm.output_messages.{n}.message.role" in attrs:
+            outputs.append(
+                (
+                    attrs[f"llm.output_messages.{n}.message.role"] or "assistant",
+                    attrs.get(f"llm.output_messages.{n}.message.content"),
+                )
+            )
+            n += 1
+        if attrs.get("ai.response.text"):
+            outputs.append(("assistant", attrs["ai.response.text"]))
+        for role, content in outputs:
+            key = ("output:" + str(role), repr(content))
+            if key not in seen:
+                seen.add(key)
+                self._message(b, role, {"content": content}, ts)
+            handled = True
+        if not handled and attrs.get("openinference.span.kind") in ("AGENT", "CHAIN", "LLM"):
+            # an agent or chain span's own input and output, when nothing finer was recorded
+            for role, key in (("user", "input.value"), ("assistant", "output.value")):
+                value = loads_maybe(attrs.get(key))
+                if isinstance(value, (str, list, dict)) and value:
+                    text = value if isinstance(value, str) else text_of(value)
+                    if text:
+                        self._input(b, role, {"content": text}, seen, ts)
+                        handled = True
+        return handled
 
     def _record(
         self, b: StepBuilder, rec: dict[str, Any], attrs: dict[str, Any], seen: set[tuple[str, str]]

@@ -14,12 +14,16 @@ from tracewatch.trace_adapters.anthropic_messages import AnthropicMessagesAdapte
 from tracewatch.trace_adapters.base import Adapter
 from tracewatch.trace_adapters.browser_use import BrowserUseAdapter
 from tracewatch.trace_adapters.inspect_ai import InspectAIAdapter
+from tracewatch.trace_adapters.langfuse import LangfuseAdapter
 from tracewatch.trace_adapters.mcp import MCPAdapter
 from tracewatch.trace_adapters.mind2web import Mind2WebAdapter
+from tracewatch.trace_adapters.mini_swe_agent import MiniSWEAgentAdapter
 from tracewatch.trace_adapters.openai_chat import OpenAIChatAdapter
 from tracewatch.trace_adapters.openai_responses import OpenAIResponsesAdapter
 from tracewatch.trace_adapters.openhands import OpenHandsAdapter
+from tracewatch.trace_adapters.openhands_v1 import OpenHandsV1Adapter
 from tracewatch.trace_adapters.otel_genai import OTelGenAIAdapter
+from tracewatch.trace_adapters.otel_spans import OTelSpanListAdapter
 from tracewatch.trace_adapters.swe_agent import SWEAgentAdapter
 
 
@@ -40,8 +44,12 @@ for _adapter in (
     InspectAIAdapter(),
     AgentDojoAdapter(),
     OTelGenAIAdapter(),
+    OTelSpanListAdapter(),
+    LangfuseAdapter(),
     BrowserUseAdapter(),
     SWEAgentAdapter(),
+    MiniSWEAgentAdapter(),
+    OpenHandsV1Adapter(),
     OpenHandsAdapter(),
     Mind2WebAdapter(),
     MCPAdapter(),
@@ -93,6 +101,11 @@ _ALIASES: dict[str, str] = {
     "otlp_json": "otel_genai",
     "opentelemetry": "otel_genai",
     "otel_genai_spans": "otel_genai",
+    "openinference": "otel_spans",
+    "otel_console": "otel_spans",
+    "console_spans": "otel_spans",
+    "readable_spans": "otel_spans",
+    "vercel_ai": "otel_spans",
     "gen_ai": "otel_genai",
     "genai": "otel_genai",
     "browseruse": "browser_use",
@@ -102,9 +115,19 @@ _ALIASES: dict[str, str] = {
     "inspect_log": "inspect_ai",
     "inspect_eval": "inspect_ai",
     "sweagent": "swe_agent",
+    "mini_swe_agent_1": "mini_swe_agent",
+    "mini_swe_agent_1_1": "mini_swe_agent",
+    "minisweagent": "mini_swe_agent",
+    "mswea": "mini_swe_agent",
     "swe_agent_traj": "swe_agent",
     "open_hands": "openhands",
+    "openhands_v0": "openhands",
+    "openhands_sdk": "openhands_v1",
+    "software_agent_sdk": "openhands_v1",
+    "openagentsafety": "openhands_v1",
     "agent_dojo": "agentdojo",
+    "langfuse_trace": "langfuse",
+    "langfuse_export": "langfuse",
 }
 
 
