@@ -381,17 +381,27 @@ def formats_cmd(json: JsonOption = False) -> None:
     """The trace formats tracewatch reads, in the order detection tries them."""
     spellings = format_aliases()
     rows = [
-        {"name": a.name, "description": a.description, "hint_spellings": spellings[a.name]}
+        {
+            "name": a.name,
+            "description": a.description,
+            "versions": a.versions,
+            "hint_spellings": spellings[a.name],
+        }
         for a in all_adapters()
     ]
     if json:
         _print_json(rows)
         return
     table = Table(
-        "format", "reads", "hint also accepted as", title="trace formats", title_justify="left"
+        "format",
+        "reads",
+        "versions",
+        "hint also accepted as",
+        title="trace formats",
+        title_justify="left",
     )
     for r in rows:
-        table.add_row(r["name"], r["description"], ", ".join(r["hint_spellings"]))
+        table.add_row(r["name"], r["description"], r["versions"], ", ".join(r["hint_spellings"]))
     out.print(table)
 
 

@@ -29,6 +29,7 @@ LABEL_KEYS = (
 class AgentDojoAdapter(Adapter):
     name = "agentdojo"
     description = "AgentDojo benchmark run files (messages + utility/security labels)"
+    versions = "AgentDojo run files (v1 and v1.2 benchmarks)"
 
     def detect(self, doc: Any) -> bool:
         return (

@@ -80,6 +80,7 @@ def _messages(doc: Any) -> list[dict[str, Any]] | None:
 class AnthropicMessagesAdapter(Adapter):
     name = "anthropic"
     description = "Anthropic Messages API request/response bodies (tool_use, computer use)"
+    versions = "computer_20241022, computer_20250124, computer_20251124; bash and text editor tools"
 
     def detect(self, doc: Any) -> bool:
         msgs = _messages(doc)

@@ -39,6 +39,7 @@ _ACTION_ALIASES = {
 class BrowserUseAdapter(Adapter):
     name = "browser_use"
     description = "browser-use AgentHistoryList (old and new layouts)"
+    versions = "AgentHistoryList of browser-use 0.1 (current_state, go_to_url) and 0.2+"
 
     def detect(self, doc: Any) -> bool:
         if not isinstance(doc, dict) or not isinstance(doc.get("history"), list):

@@ -106,6 +106,7 @@ def load_eval_zip(path: Path) -> dict[str, Any]:
 class InspectAIAdapter(Adapter):
     name = "inspect_ai"
     description = "Inspect AI eval logs (.json EvalLog and .eval ZIP), one interaction per sample"
+    versions = "EvalLog .json and .eval ZIP (deflate or Zstandard members)"
     extensions = (".eval",)
 
     def detect(self, doc: Any) -> bool:

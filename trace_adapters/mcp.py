@@ -41,6 +41,7 @@ def _msgs(doc: Any) -> list[dict[str, Any]]:
 class MCPAdapter(Adapter):
     name = "mcp"
     description = "Model Context Protocol JSON-RPC tools/call requests and CallToolResults"
+    versions = "MCP JSON-RPC 2024-11-05 / 2025-06-18 tools/call and CallToolResult"
 
     def detect(self, doc: Any) -> bool:
         msgs = _msgs(doc)

@@ -21,6 +21,7 @@ _REPR = re.compile(
 class Mind2WebAdapter(Adapter):
     name = "mind2web"
     description = "Mind2Web task records (confirmed_task + action_reprs), one interaction each"
+    versions = "Mind2Web processed task records"
 
     def detect(self, doc: Any) -> bool:
         records = doc if isinstance(doc, list) else [doc]

@@ -72,6 +72,9 @@ def add_tool_call(b: StepBuilder, call: dict[str, Any], where: str) -> None:
 class OpenAIChatAdapter(Adapter):
     name = "openai_chat"
     description = "OpenAI Chat Completions messages with tool_calls"
+    versions = (
+        "Chat Completions messages and chat.completion objects (tool_calls, legacy function_call)"
+    )
 
     def detect(self, doc: Any) -> bool:
         if isinstance(doc, dict) and doc.get("object") == "chat.completion":

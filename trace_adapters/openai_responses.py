@@ -87,6 +87,7 @@ def _items(doc: Any) -> list[Any] | None:
 class OpenAIResponsesAdapter(Adapter):
     name = "openai_responses"
     description = "OpenAI Responses API items (computer_call, function_call, reasoning, message)"
+    versions = "Responses items: computer_call (action or actions), function_call, local_shell_call"
 
     def detect(self, doc: Any) -> bool:
         items = _items(doc)

@@ -64,6 +64,7 @@ def _events(doc: Any) -> list[Any] | None:
 class OpenHandsAdapter(Adapter):
     name = "openhands"
     description = "OpenHands event streams (actions, observations linked by cause)"
+    versions = "OpenHands 0.x event streams and V0 session folders (sessions/<id>/events)"
 
     def detect(self, doc: Any) -> bool:
         events = _events(doc)

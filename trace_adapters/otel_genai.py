@@ -86,6 +86,9 @@ def _messages(value: Any) -> list[dict[str, Any]]:
 class OTelGenAIAdapter(Adapter):
     name = "otel_genai"
     description = "OpenTelemetry GenAI spans / log records in OTLP JSON (one interaction per trace)"
+    versions = (
+        "OTLP/JSON, GenAI semconv 1.3x (and deprecated gen_ai.prompt/completion), OpenInference"
+    )
 
     def detect(self, doc: Any) -> bool:
         return isinstance(doc, dict) and (

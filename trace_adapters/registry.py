@@ -11,6 +11,7 @@ from typing import Any
 
 from tracewatch.trace_adapters.agentdojo import AgentDojoAdapter
 from tracewatch.trace_adapters.anthropic_messages import AnthropicMessagesAdapter
+from tracewatch.trace_adapters.atif import ATIFAdapter
 from tracewatch.trace_adapters.base import Adapter
 from tracewatch.trace_adapters.browser_use import BrowserUseAdapter
 from tracewatch.trace_adapters.inspect_ai import InspectAIAdapter
@@ -43,6 +44,7 @@ def register(adapter: Adapter) -> None:
 for _adapter in (
     InspectAIAdapter(),
     AgentDojoAdapter(),
+    ATIFAdapter(),
     OTelGenAIAdapter(),
     OTelSpanListAdapter(),
     LangfuseAdapter(),
@@ -127,6 +129,9 @@ _ALIASES: dict[str, str] = {
     "openagentsafety": "openhands_v1",
     "agent_dojo": "agentdojo",
     "langfuse_trace": "langfuse",
+    "harbor": "atif",
+    "atif_v1": "atif",
+    "trajectory_interchange": "atif",
     "langfuse_export": "langfuse",
 }
 

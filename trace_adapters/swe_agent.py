@@ -32,6 +32,7 @@ def _is_demo(h: dict[str, Any]) -> bool:
 class SWEAgentAdapter(Adapter):
     name = "swe_agent"
     description = "SWE-agent .traj trajectories (1.x history with tool_calls, and pre-1.0)"
+    versions = "SWE-agent 1.x .traj (history with tool_calls) and pre-1.0"
     extensions = (".traj",)
 
     def detect(self, doc: Any) -> bool:
