@@ -94,14 +94,18 @@ class OpenHandsV1Adapter(Adapter):
                 self._action(b, ev, ts)
             elif kind in ("ObservationEvent", "UserRejectObservation"):
                 obs = ev.get("observation") if isinstance(ev.get("observation"), dict) else {}
-                text = obs.get("output") or obs.get("content") or ev.get("rejection_reason")
-                err = obs.get("error") or (kind == "UserRejectObservation")
-                if isinstance(err, str) and err:
+                body = obs.get("output") or obs.get("content") or obs.get("message")
+                text = body if isinstance(body, str) else (text_of(body) or "")
+                err = obs.get("error") if isinstance(obs.get("error"), str) else None
+                if kind == "UserRejectObservation":
+                    err = str(ev.get("rejection_reason") or "rejected by the user")
+                if err:
                     text = f"{text}\nerror: {err}" if text else f"error: {err}"
+                meta = obs.get("metadata") if isinstance(obs.get("metadata"), dict) else {}
                 b.result(
                     ev.get("tool_call_id"),
-                    short(text_of(text) if not isinstance(text, str) else text, 16000),
-                    is_error=bool(err) or bool(obs.get("exit_code")),
+                    short(text, 16000) or "",
+                    is_error=bool(err) or bool(meta.get("exit_code")),
                     timestamp=ts,
                 )
             elif kind == "AgentErrorEvent":
