@@ -280,6 +280,21 @@ def calibrate_cmd(
         bool,
         typer.Option("--write", help="Store the thresholds in rubrics/builtin/calibration.json."),
     ] = False,
+    from_decisions: Annotated[
+        bool,
+        typer.Option(
+            "--from-decisions",
+            help="Instead: suggest thresholds from the reviewers' actioned and dismissed cases "
+            "in --db (a suggestion to weigh; nothing is written).",
+        ),
+    ] = False,
+    db: Annotated[
+        str | None, typer.Option(help="Database whose decisions to read (--from-decisions).")
+    ] = None,
+    target_precision: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Precision to reach (--from-decisions)."),
+    ] = 0.9,
     json: JsonOption = False,
 ) -> None:
     """Choose each rubric's threshold on generated labelled corpora for a target FPR.
@@ -298,6 +313,9 @@ def calibrate_cmd(
     )
     from tracewatch.rubrics.registry import create_judge
 
+    if from_decisions:
+        _suggest_from_decisions(db, target_precision, json)
+        return
     seeds = seed or [3, 4, 5]
     folders = corpus or []
     for f in folders:
@@ -355,6 +373,41 @@ def calibrate_cmd(
         t.add_row(f["corpus"], _fmt(f["recall"]), _fmt(f["fpr"]), _fmt(f["lookalike_fpr"]))
     out.print(t)
     out.print(f"written to {CALIBRATION_FILE}" if write else "[dim]--write to store them[/]")
+
+
+def _suggest_from_decisions(db: str | None, target: float, json: bool) -> None:
+    from tracewatch.monitor.cli_common import _open
+    from tracewatch.monitor.decisions import suggest_thresholds
+    from tracewatch.rubrics.loader import load_calibrations, load_rubrics
+
+    with _open(db, read_only=True) as store:
+        rows = suggest_thresholds(store, load_rubrics(), load_calibrations(), "signals", target)
+    if json:
+        _print_json([r.model_dump() for r in rows])
+        return
+    if not rows:
+        out.print("no decided cases yet (tracewatch queue claim / resolve / dismiss)")
+        return
+    t = Table(
+        title=f"thresholds from reviewer decisions, target precision {target:g}",
+        title_justify="left",
+    )
+    for col in ("rubric", "threshold", "decided", "actioned", "precision", "suggested", "why"):
+        t.add_column(col, justify="left" if col in ("rubric", "why") else "right")
+    for r in rows:
+        t.add_row(
+            r.rubric,
+            f"{r.threshold:.2f}",
+            str(r.decided),
+            str(r.actioned),
+            _fmt(r.precision),
+            "-"
+            if r.suggested is None
+            else f"{r.suggested:.2f} (precision {r.precision_at_suggested:.2f}, "
+            f"keeps {r.actioned_kept} of {r.actioned} actioned)",
+            r.reason,
+        )
+    out.print(t)
 
 
 def corpus_figures(name: str, scores, labels, cals) -> dict:  # type: ignore[no-untyped-def]

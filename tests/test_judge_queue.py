@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -381,3 +382,51 @@ def test_a_case_says_once_that_its_score_fell_below_the_threshold(
         q.upsert([lower])  # the same verdict again: nothing new to say
         assert len(q.events(case.case_id)) == n0 + 1
         assert q.get(case.case_id).status == "open"  # left for a reviewer, never auto-closed
+
+
+def test_reviewer_decisions_give_rubric_precision_and_suggest_a_threshold(
+    judged: tuple[Path, dict], tmp_path: Path
+) -> None:
+    db = tmp_path / "decided.duckdb"
+    shutil.copy(judged[0], db)
+    shutil.copy(f"{judged[0]}.key", f"{db}.key")
+    cases = orjson.loads(tw("queue", "list", "--db", str(db), "--json", "--limit", "500").stdout)
+    by_rubric: dict[str, list[dict]] = {}
+    for c in cases:
+        if c["status"] == "open":
+            by_rubric.setdefault(c["rubric"], []).append(c)
+    rubric, mine = max(by_rubric.items(), key=lambda kv: len(kv[1]))
+    scores = sorted({c["score"] for c in mine})
+    assert len(mine) >= 5 and len(scores) >= 2, "the fixture must give one rubric varied cases"
+    bar = scores[-1] if len(scores) < 3 else scores[len(scores) // 2]
+    for c in mine:  # reviewers agree with the confident cases and dismiss the rest
+        assert (
+            tw("queue", "claim", c["case_id"], "--reviewer", "ana", "--db", str(db)).returncode == 0
+        )
+        if c["score"] >= bar:
+            r = tw(
+                "queue",
+                "resolve",
+                c["case_id"],
+                "--action",
+                "suspend",
+                "--note",
+                "ok",
+                "--db",
+                str(db),
+            )
+        else:
+            r = tw("queue", "dismiss", c["case_id"], "--note", "benign", "--db", str(db))
+        assert r.returncode == 0, r.stderr
+    actioned = sum(1 for c in mine if c["score"] >= bar)
+    overview = orjson.loads(tw("report", "overview", "--db", str(db), "--json").stdout)
+    (row,) = [r for r in overview["rubric_precision"] if r["rubric"] == rubric]
+    assert (row["actioned"], row["dismissed"]) == (actioned, len(mine) - actioned)
+    assert row["precision"] == round(actioned / len(mine), 3)
+    text = tw("report", "overview", "--db", str(db)).stdout
+    assert "precision by rubric" in text
+    got = orjson.loads(tw("calibrate", "--from-decisions", "--db", str(db), "--json").stdout)
+    (s,) = [g for g in got if g["rubric"] == rubric]
+    dismissed_top = max(c["score"] for c in mine if c["score"] < bar)
+    assert dismissed_top < s["suggested"] <= bar
+    assert s["precision_at_suggested"] == 1.0 and s["actioned_kept"] == actioned

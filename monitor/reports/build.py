@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from tracewatch.monitor.aggregates import Aggregate
+from tracewatch.monitor.decisions import rubric_precision
 from tracewatch.monitor.judge import read_aggregates
 from tracewatch.monitor.models import Step
 from tracewatch.monitor.queue import STATUSES, Case, Queue
@@ -492,6 +493,7 @@ def build_overview(store: Store, since: datetime | None = None, top: int = 10) -
         top_accounts=top_accounts,
         top_campaigns=top_campaigns,
         decisions=decisions,
+        rubric_precision=rubric_precision(store) if has_cases else [],
         processing=_processing(store, since_p),
     )
 

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from tracewatch.monitor.decisions import RubricPrecision
+
 # Every time a report shows or prints is UTC, whatever zone the database session hands back.
 Utc = Annotated[datetime, AfterValidator(lambda dt: dt.astimezone(UTC))]
 
@@ -194,6 +196,9 @@ class OverviewReport(BaseModel):
     top_accounts: list[TopAccount] = Field(default_factory=list)
     top_campaigns: list[TopCampaign] = Field(default_factory=list)
     decisions: list[DecisionRow] = Field(default_factory=list)
+    rubric_precision: list[RubricPrecision] = Field(
+        default_factory=list, description="per rubric, actioned vs dismissed cases"
+    )
     processing: ProcessingStats
 
 

@@ -349,6 +349,20 @@ def overview_view(r: OverviewReport) -> RenderableType:
         parts.append(dec)
     else:
         parts.append(Text("none yet (tracewatch queue claim / resolve / dismiss)", style="dim"))
+    if r.rubric_precision:
+        prec = _table("rubric", "actioned", "dismissed", "precision")
+        for x in r.rubric_precision:
+            prec.add_row(
+                x.rubric,
+                str(x.actioned),
+                str(x.dismissed),
+                "-" if x.precision is None else f"{x.precision:.2f}",
+            )
+        parts += [
+            _section("precision by rubric (reviewer decisions)"),
+            prec,
+            Text("thresholds from them: tracewatch calibrate --from-decisions", style="dim"),
+        ]
     parts.append(_section("processing"))
     if p.backends:
         b = _table("stage", "backend", "model", "count", "tok in", "tok out", "fail")
