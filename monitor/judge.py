@@ -20,6 +20,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from tracewatch.monitor.aggregates import Aggregate, CampaignLink, RollupFacets
+from tracewatch.monitor.population import with_population
 from tracewatch.monitor.queue import Queue, UpsertReport
 from tracewatch.monitor.store import Store, transaction
 from tracewatch.rubrics.loader import load_calibrations, load_rubrics, threshold_for
@@ -194,7 +195,7 @@ async def run_judge(
     calibrations = calibrations if calibrations is not None else load_calibrations()
     report = JudgeReport(judge=judge.name, model=judge.model, rubrics=len(rubrics))
     kinds = sorted({k for r in rubrics for k in r.applies_to})
-    aggs = read_aggregates(store, kinds, options.backend, options.model)
+    aggs = with_population(read_aggregates(store, kinds, options.backend, options.model))
     report.aggregates = len(aggs)
     stored = {} if options.rejudge else _stored(store, judge.name)
     thresholds = {r.id: threshold_for(r, judge.name, calibrations) for r in rubrics}

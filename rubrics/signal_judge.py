@@ -35,6 +35,8 @@ LINKING_KINDS = ("target", "identity", "engagement", "narrative")
 def judge_signals(agg: Aggregate) -> dict[str, Any]:
     """The aggregate's signals plus what only a campaign has: its links, personas per account."""
     sig = agg.facets.signals()
+    # robust z-scores against the period's population, added by the judge (monitor/population.py)
+    sig.update({k: v for k, v in agg.signals.items() if k.endswith("_z")})
     kinds = [link.kind for link in agg.links]
     n_pairs = max(1, len(agg.accounts) * (len(agg.accounts) - 1) // 2)
     for kind in ("content", "target", "identity", "narrative", "engagement", "timing"):
