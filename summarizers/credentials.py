@@ -20,7 +20,7 @@ _USER = rf"@?(?P<user>\[(?:EMAIL|USER):[0-9a-f]{{10}}\]|[\w][\w.+-]{{1,63}}(?:{_
 _SECRET = r"(?P<secret>[^\s,;()\"'`]{3,128})"
 _SECRET_CUE = r"(?:password|passwd|passcode|pass|pwd|pw|pin)\b"
 _LOGIN_CUE = (
-    r"(?:log\s?-?in(?:\s+(?:is|with))?|sign(?:ed)?\s?-?in(?:\s+(?:as|with))?|log(?:ged)?\s+in\s+as|"
+    r"(?:log(?:ged)?\s?-?in\s+as|log\s?-?in(?:\s+(?:is|with))?|sign(?:ed)?\s?-?in(?:\s+(?:as|with))?|"
     r"account|user(?:name)?|e-?mail|creds?|credentials|handle|as)"
 )
 # A login cue, the login, then its secret after a slash, inside brackets, or after a secret cue.
@@ -41,11 +41,16 @@ _EMAIL_PAIR = re.compile(
     r"(?P<user>\[(?:EMAIL|USER):[0-9a-f]{10}\]|[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,4})"
     rf"\s{{0,3}}(?:/|:|\s)\s{{0,3}}{_SECRET}"
 )
+# A handle and a secret either side of a spaced slash, with no cue ("Use jdoe42 / Tr0mbone!").
+_SLASH_PAIR = re.compile(
+    r"(?<![\w@./-])(?P<user>[a-z][\w.-]{1,63})\s{1,3}/\s{1,3}(?P<secret>[^\s,;()\"'`]{4,128})"
+)
 # A secret after its cue with no login beside it ("pw Tr0mbone!", "PIN 4821").
 _LONE = re.compile(rf"\b{_SECRET_CUE}\b\s{{0,3}}(?:[:=]|is)?\s{{0,3}}{_SECRET}", re.I)
 _NOT_SECRET = frozenset(
     {"is", "and", "the", "for", "you", "your", "reset", "manager", "field", "below", "above",
-     "will", "was", "to", "it", "of", "on", "in", "a", "an", "or", "with", "same", "works"}
+     "will", "was", "to", "it", "of", "on", "in", "a", "an", "or", "with", "same", "works",
+     "as", "at", "by", "from", "into"}
 )  # fmt: skip
 _SIGNED_IN = re.compile(
     r"\b(?:logged|signed)\s+in\s+as\s+@?(?P<user>[\w][\w.+-]{1,63}(?:@[\w-]{1,63}(?:\.[\w-]{1,63}){1,4})?)",
@@ -97,7 +102,12 @@ def handed(text: str | None) -> list[Handed]:
     out: list[Handed] = []
     taken: list[tuple[int, int]] = []
     pairs = sorted(
-        [*_PAIR.finditer(text), *_PAIR_AFTER.finditer(text), *_EMAIL_PAIR.finditer(text)],
+        [
+            *_PAIR.finditer(text),
+            *_PAIR_AFTER.finditer(text),
+            *_EMAIL_PAIR.finditer(text),
+            *_SLASH_PAIR.finditer(text),
+        ],
         key=lambda m: m.start(),
     )
     for m in pairs:
@@ -106,12 +116,14 @@ def handed(text: str | None) -> list[Handed]:
         user, secret = m.group("user"), _clean(m.group("secret"))
         if secret.lower() in _NOT_SECRET or user.lower() in _NOT_SECRET or _ADDRESS.search(secret):
             continue  # an address in the secret's place is the login of the pair that follows
-        if not login_like(user):
-            user = None
         bare = m.re is _PAIR and m.group("bare") is not None
+        if bare and not login_like(user):
+            continue  # "shows as Zoë Ångström-Núñez": a name, then more words
+        if m.re is _SLASH_PAIR and not (re.search(r"[\d._]", user) and _secret_like(secret)):
+            continue  # "and / or", "read / write": words either side of a slash
         if (m.re is _EMAIL_PAIR or bare) and not _secret_like(secret):
             continue  # "write to jane@x.com about the order": an address, then prose
-        out.append(Handed(user, secret))
+        out.append(Handed(user if login_like(user) else None, secret))
         taken.append(m.span("secret"))
     for m in _LONE.finditer(text):
         if any(a <= m.start("secret") < b for a, b in taken):

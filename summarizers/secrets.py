@@ -10,6 +10,7 @@ format can carry them, and the redactor replaces each of them by value.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
@@ -79,7 +80,7 @@ def _typed_secret(s: Step) -> str | None:
 def collect(inter: Interaction) -> set[str]:
     """Every value the interaction shows to be a secret, at least MIN_LEN characters long."""
     found: set[str] = set()
-    last_login = -10  # the step where a login (an address or a handle) was last typed
+    typed_tokens: list[tuple[int, str]] = []  # single tokens typed by computer use, in order
     for i, s in enumerate(inter.steps):
         if s.actor in (Actor.user, Actor.system):
             found |= from_text(s.text)
@@ -102,12 +103,18 @@ def collect(inter: Interaction) -> set[str]:
                 found.add(val)
         if (typed := _typed_secret(s)) is not None:
             found.add(typed)
-        elif (t := (s.typed_text or "").strip()) and s.kind == StepKind.computer_action:
-            # computer use types a login and then its secret, with no field names in between
-            if looks_like_credential(t) and i - last_login <= 3:
-                found.add(t)
-            elif login_like(t) and " " not in t:
-                last_login = i
+        elif (
+            (t := (s.typed_text or "").strip())
+            and s.kind == StepKind.computer_action
+            and " " not in t
+            and "://" not in t
+        ):
+            typed_tokens.append((i, t))
+    # Computer use types a login and then its secret, with no field names in between: of two
+    # single tokens typed within three steps, a credential-like second one is the secret.
+    for (i, a), (j, b) in itertools.pairwise(typed_tokens):
+        if j - i <= 3 and looks_like_credential(b) and (login_like(a) or "@" in a):
+            found.add(b)
     return {v for v in found if len(v) >= MIN_LEN}
 
 
