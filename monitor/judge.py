@@ -141,7 +141,7 @@ def write_verdicts(store: Store, verdicts: Sequence[Verdict]) -> None:
             "threshold": [v.threshold for v in verdicts],
             "score": [v.score for v in verdicts],
             "flagged": [v.flagged for v in verdicts],
-            "verdict": [v.model_dump_json() for v in verdicts],
+            "verdict": [store.guard.clean(v.model_dump_json(), "verdict") for v in verdicts],
             "created_at": pa.array([v.created_at for v in verdicts], ts),
         }
     )
@@ -151,6 +151,7 @@ def write_verdicts(store: Store, verdicts: Sequence[Verdict]) -> None:
             con.register("_tw_v", table)
             con.execute("DELETE FROM verdicts WHERE verdict_id IN (SELECT verdict_id FROM _tw_v)")
             con.execute("INSERT INTO verdicts SELECT * FROM _tw_v")
+            store.guard.flush()
     finally:
         con.unregister("_tw_v")
 

@@ -236,6 +236,7 @@ class RollupStore:
             return
         now = datetime.now(UTC)
         ts = pa.timestamp("us", tz="UTC")
+        guard = self.store.guard
         table = pa.table(
             {
                 "aggregate_id": [a.aggregate_id for a in aggs],
@@ -250,11 +251,15 @@ class RollupStore:
                 "backend": [a.backend for a in aggs],
                 "model": [a.model for a in aggs],
                 "prompt_version": [a.prompt_version for a in aggs],
-                "text": [a.text for a in aggs],
-                "facets": [a.facets.model_dump_json() for a in aggs],
+                "text": [guard.clean(a.text, "aggregate") for a in aggs],
+                "facets": [guard.clean(a.facets.model_dump_json(), "aggregate") for a in aggs],
                 "signals": [orjson.dumps(a.signals).decode() for a in aggs],
                 "links": [
-                    orjson.dumps([link.model_dump() for link in a.links]).decode() for a in aggs
+                    guard.clean(
+                        orjson.dumps([link.model_dump() for link in a.links]).decode(),
+                        "aggregate",
+                    )
+                    for a in aggs
                 ],
                 "tokens_in": pa.array([a.tokens_in for a in aggs], pa.int64()),
                 "tokens_out": pa.array([a.tokens_out for a in aggs], pa.int64()),
@@ -270,6 +275,7 @@ class RollupStore:
                     " WHERE aggregate_id IN (SELECT aggregate_id FROM _tw_agg)"
                 )
                 self.con.execute("INSERT INTO aggregates SELECT * FROM _tw_agg")
+                guard.flush()
                 self.con.execute(
                     "DELETE FROM rollup_partials p USING _tw_agg a"
                     " WHERE p.aggregate_id = a.aggregate_id AND p.input_hash <> a.input_hash"

@@ -21,6 +21,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from tracewatch.monitor.guard import Guard
 from tracewatch.monitor.models import Interaction, Step
 from tracewatch.summarizers.models import Summary
 
@@ -301,6 +302,21 @@ MIGRATIONS.append(
         ],
     )
 )
+MIGRATIONS.append(
+    (
+        6,
+        "secret fingerprints for the last guard, and what it caught",
+        [
+            """CREATE TABLE secret_marks (
+                fingerprint VARCHAR PRIMARY KEY
+            )""",
+            """CREATE TABLE guard_catches (
+                stage VARCHAR PRIMARY KEY,
+                n BIGINT NOT NULL
+            )""",
+        ],
+    )
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -422,6 +438,8 @@ class Store:
 
     def __init__(self, path: str | Path | None = None, *, read_only: bool = False) -> None:
         self.path = str(path or default_db_path())
+        self.read_only = read_only
+        self._guard: Guard | None = None
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(
                 f"{self.path}: no such database. Ingest something first "
@@ -508,6 +526,15 @@ class Store:
 
     # -- writes -------------------------------------------------------------------------
 
+    @property
+    def guard(self) -> Guard:
+        """The last guard of this database (monitor/guard.py), with the deployment's key."""
+        if self._guard is None:
+            from tracewatch.summarizers.redaction import load_key
+
+            self._guard = Guard(self.con, load_key(self.path))
+        return self._guard
+
     def write_batch(
         self,
         items: Sequence[tuple[Interaction, str | None, int | None]],
@@ -553,6 +580,7 @@ class Store:
                 rejected.append(_conflict(item, stored))
         if new:
             self._insert_interactions(new, now)
+            self.guard.remember(i[0] for i in new)  # with them, in the same transaction
         inserted = len(new)
         q_new, q_repeat = self._insert_quarantine(rejected, now)
         return BatchResult(
@@ -817,13 +845,14 @@ class Store:
                 "created_at",
             )
         }
+        guard = self.guard
         for s in summaries:
             cols["content_hash"].append(s.content_hash)
             cols["backend"].append(s.backend)
             cols["model"].append(s.model)
             cols["prompt_version"].append(s.prompt_version)
-            cols["text"].append(s.text)
-            cols["facets"].append(s.facets.model_dump_json())
+            cols["text"].append(guard.clean(s.text, "summary"))
+            cols["facets"].append(guard.clean(s.facets.model_dump_json(), "summary"))
             cols["tokens_in"].append(s.tokens_in)
             cols["tokens_out"].append(s.tokens_out)
             cols["created_at"].append(s.created_at)
@@ -834,6 +863,7 @@ class Store:
                     "INSERT OR IGNORE INTO summaries SELECT content_hash, backend, model,"
                     " prompt_version, text, facets, tokens_in, tokens_out, created_at FROM _tw_sum"
                 )
+                guard.flush()
         finally:
             self.con.unregister("_tw_sum")
         return len(summaries)

@@ -370,10 +370,16 @@ def test_a_case_says_once_that_its_score_fell_below_the_threshold(
     shutil.copy(judged[0], db)
     with Store(db) as store:
         q = Queue(store)
-        flagged = next(v for v in read_verdicts(store) if v.flagged)
-        case = next(
-            c for c in q.list() if c.rubric == flagged.rubric_id and flagged.subject == c.subject
+        # a case still open (other tests of this module close some of the shared database's)
+        open_cases = {
+            (c.rubric, c.subject, c.window_start): c for c in q.list() if c.status == "open"
+        }
+        flagged = next(
+            v
+            for v in read_verdicts(store)
+            if v.flagged and (v.rubric_id, v.subject, v.window_start) in open_cases
         )
+        case = open_cases[flagged.rubric_id, flagged.subject, flagged.window_start]
         lower = flagged.model_copy(update={"score": flagged.threshold / 2, "flagged": False})
         n0 = len(q.events(case.case_id))
         q.upsert([lower])

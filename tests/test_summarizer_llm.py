@@ -21,7 +21,13 @@ from tracewatch.monitor.summarize import summarize_store
 from tracewatch.summarizers.anthropic_backend import AnthropicSummarizer
 from tracewatch.summarizers.base import SummarizerError
 from tracewatch.summarizers.llm_common import parse_output
-from tracewatch.summarizers.prompt import FENCE_CLOSE, FENCE_OPEN, INSTRUCTIONS, render_trace
+from tracewatch.summarizers.prompt import (
+    FENCE_CLOSE,
+    FENCE_OPEN,
+    INSTRUCTIONS,
+    PROMPT_VERSION,
+    render_trace,
+)
 from tracewatch.summarizers.redaction import Redactor
 from tracewatch.summarizers.rollup_prompt import ROLLUP_INSTRUCTIONS, RollupItem, RollupRequest
 from tracewatch.summarizers.vllm_backend import VLLMSummarizer
@@ -152,7 +158,7 @@ async def test_vllm_success_with_guided_json_and_risk_cue() -> None:
         "embedded instruction asking the monitor not to flag the account"
         in summary.facets.risk_cues
     )
-    assert summary.backend == "vllm" and summary.prompt_version == "llm-v1"
+    assert summary.backend == "vllm" and summary.prompt_version == PROMPT_VERSION
 
 
 async def test_vllm_retries_429_and_5xx_then_succeeds() -> None:

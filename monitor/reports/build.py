@@ -17,6 +17,7 @@ import orjson
 
 from tracewatch.monitor.aggregates import Aggregate
 from tracewatch.monitor.decisions import rubric_precision
+from tracewatch.monitor.guard import catches
 from tracewatch.monitor.judge import read_aggregates
 from tracewatch.monitor.models import Step
 from tracewatch.monitor.queue import STATUSES, Case, Queue
@@ -347,7 +348,7 @@ def build_interaction(store: Store, interaction_id: str) -> InteractionReport:
         if _has_table(store, "cases")
         else []
     )
-    return InteractionReport(
+    report = InteractionReport(
         interaction_id=inter.interaction_id,
         account=inter.account_id,
         source_format=inter.source_format,
@@ -363,6 +364,13 @@ def build_interaction(store: Store, interaction_id: str) -> InteractionReport:
         steps=[_step_row(s, redactor) for s in inter.steps],
         cases=cases,
     )
+    # the last guard: a secret another interaction showed is not printed from this one
+    guard = store.guard
+    cleaned = guard.clean(report.model_dump_json(), "report")
+    if guard.caught and not store.read_only:
+        guard.flush()
+    guard.caught = {}
+    return InteractionReport.model_validate_json(cleaned)
 
 
 def _step_row(s: Step, r: Redactor) -> StepRow:
@@ -494,8 +502,14 @@ def build_overview(store: Store, since: datetime | None = None, top: int = 10) -
         top_campaigns=top_campaigns,
         decisions=decisions,
         rubric_precision=rubric_precision(store) if has_cases else [],
+        secrets_caught=_guard_catches(store),
         processing=_processing(store, since_p),
     )
+
+
+def _guard_catches(store: Store) -> dict[str, int]:
+    """What the last guard caught, by stage (a table older databases do not have)."""
+    return catches(store.con) if _has_table(store, "guard_catches") else {}
 
 
 def _processing(store: Store, since: datetime) -> ProcessingStats:

@@ -199,6 +199,10 @@ class OverviewReport(BaseModel):
     rubric_precision: list[RubricPrecision] = Field(
         default_factory=list, description="per rubric, actioned vs dismissed cases"
     )
+    secrets_caught: dict[str, int] = Field(
+        default_factory=dict,
+        description="secret values the last guard redacted before a write, by stage",
+    )
     processing: ProcessingStats
 
 

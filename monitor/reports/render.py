@@ -363,6 +363,20 @@ def overview_view(r: OverviewReport) -> RenderableType:
             prec,
             Text("thresholds from them: tracewatch calibrate --from-decisions", style="dim"),
         ]
+    caught = sum(r.secrets_caught.values())
+    parts.append(
+        Text(
+            "last guard: "
+            + (
+                f"{caught} secret value(s) redacted before a write ("
+                + ", ".join(f"{k} {v}" for k, v in r.secrets_caught.items())
+                + ")"
+                if caught
+                else "no secret value reached a write"
+            ),
+            style="yellow" if caught else "dim",
+        )
+    )
     parts.append(_section("processing"))
     if p.backends:
         b = _table("stage", "backend", "model", "count", "tok in", "tok out", "fail")

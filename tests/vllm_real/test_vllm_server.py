@@ -30,6 +30,7 @@ from tracewatch.monitor.store import Store
 from tracewatch.monitor.summarize import summarize_store
 from tracewatch.summarizers.base import SummarizerError
 from tracewatch.summarizers.models import Facets
+from tracewatch.summarizers.prompt import PROMPT_VERSION
 from tracewatch.summarizers.redaction import Redactor
 from tracewatch.summarizers.vllm_backend import VLLMSummarizer
 
@@ -138,7 +139,7 @@ async def test_summarize_store_against_real_server(server: str, tmp_path: Path) 
     path = write_corpus(CorpusSpec(seed=2, interactions=12, accounts=3), tmp_path)["path"]
     with Store(tmp_path / "v.duckdb") as store:
         ingest([path], store)
-        total = store.count_unsummarized("vllm", "tiny", "llm-v1")
+        total = store.count_unsummarized("vllm", "tiny", PROMPT_VERSION)
         b = backend(server)
         report = await summarize_store(store, b, concurrency=4)
         await b.aclose()

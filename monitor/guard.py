@@ -1,0 +1,104 @@
+"""The last guard: no value an interaction marked as secret is written anywhere, ever.
+
+Redaction by value works inside one interaction. A secret typed into a password field in one
+session can turn up unredacted in another (the same password in a task in words no pattern
+knows, quoted back in a rollup text, a model's answer). So every secret value seen is kept as
+a keyed fingerprint (HMAC with the deployment key, never the value) in `secret_marks`, and
+before a summary, an aggregate, a verdict or a report is written, each of its tokens is
+checked against them: one found is replaced by its placeholder and counted per stage in
+`guard_catches` (shown by `report overview` and `/metrics`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable
+
+import duckdb
+
+from tracewatch.monitor.models import Interaction
+from tracewatch.summarizers.redaction import Redactor
+from tracewatch.summarizers.secrets import MIN_LEN, collect
+
+# Tokens: runs without whitespace, JSON quotes, brackets or separators; and each one less its
+# trailing sentence punctuation.
+_TOKEN = re.compile(r"[^\s\"'`()\[\]{}<>,;|\\]+")
+_TRAIL = ".:!?"
+
+
+class Guard:
+    """The deployment's secret fingerprints, loaded once per open database.
+
+    Writes go through the caller's connection and inside the caller's transaction, so a mark
+    is stored with the interaction that showed it, and a count with what it cleaned.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, key: bytes) -> None:
+        self.con = con
+        self._key = key
+        self._redactor = Redactor(key)
+        try:
+            rows = con.execute("SELECT fingerprint FROM secret_marks").fetchall()
+        except duckdb.CatalogException:  # a read-only database older than the guard
+            rows = []
+        self._marks: set[str] = {r[0] for r in rows}
+        self._seen: dict[str, bool] = {}
+        self.caught: dict[str, int] = {}
+
+    def fingerprint(self, value: str) -> str:
+        return hmac.new(self._key, b"secret\x1f" + value.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def remember(self, interactions: Iterable[Interaction]) -> None:
+        """Keep the fingerprints (never the values) of these interactions' secrets. Call it
+        inside the transaction that stores them."""
+        values: set[str] = set()
+        for inter in interactions:
+            values |= collect(inter)
+        new = {self.fingerprint(v) for v in values if len(v) >= MIN_LEN} - self._marks
+        if not new:
+            return
+        self.con.executemany(
+            "INSERT OR IGNORE INTO secret_marks VALUES (?)", [[f] for f in sorted(new)]
+        )
+        self._marks |= new
+        self._seen = {k: v for k, v in self._seen.items() if v}
+
+    def _secret(self, token: str) -> bool:
+        hit = self._seen.get(token)
+        if hit is None:
+            hit = self._seen[token] = self.fingerprint(token) in self._marks
+        return hit
+
+    def clean(self, text: str, stage: str) -> str:
+        """The text with every remembered secret replaced by its placeholder; counted."""
+        if not self._marks or not text:
+            return text
+        found: list[str] = []
+        for m in _TOKEN.finditer(text):
+            token = m.group(0)
+            for cand in (token, token.rstrip(_TRAIL)):
+                if len(cand) >= MIN_LEN and self._secret(cand):
+                    found.append(cand)
+                    break
+        if not found:
+            return text
+        self.caught[stage] = self.caught.get(stage, 0) + len(found)
+        for value in sorted(set(found), key=len, reverse=True):
+            text = text.replace(value, self._redactor.pseudonym("PASSWORD", value))
+        return text
+
+    def flush(self) -> None:
+        """Add the catches so far to the stored counts (inside the caller's transaction)."""
+        for stage, n in sorted(self.caught.items()):
+            self.con.execute(
+                "INSERT INTO guard_catches VALUES (?, ?)"
+                " ON CONFLICT (stage) DO UPDATE SET n = guard_catches.n + excluded.n",
+                [stage, n],
+            )
+        self.caught = {}
+
+
+def catches(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    return dict(con.execute("SELECT stage, n FROM guard_catches ORDER BY 1").fetchall())
