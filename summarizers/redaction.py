@@ -158,8 +158,8 @@ def looks_like_credential(text: str) -> bool:
         return False
     if (
         "://" in t
-        or "@" in t
-        or t.startswith(("www.", "/"))
+        or re.search(r"@[\w-]+\.[a-z]{2,}", t, re.I)  # an address, not a password with an @
+        or t.startswith(("www.", "/", "@"))
         or re.fullmatch(r"[\w-]+(\.[\w-]+)+/?\S*", t)
     ):
         return False

@@ -1,0 +1,261 @@
+"""Credentials planted in every way people hand them to an agent, in the formats we read, run
+through `tracewatch run`: none may reach a summary, aggregate, verdict, case, report or log."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import orjson
+from agent_traces import body, comment, envelope, sign_in, visit
+
+TW = [sys.executable, "-m", "tracewatch.monitor.cli"]
+T0 = datetime(2026, 10, 5, 9, tzinfo=UTC)
+
+# One secret per way of handing it over; each is unique so a leak names its path.
+SECRETS = {
+    "pw_in_brackets": "Tr0mbone!91",
+    "creds_slash": "Qx7#lantern",
+    "login_is": "Vh2$meadow8",
+    "user_pass_url": "Pz5%harbor",
+    "env_assignment": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "api_key_prefix": "sk-proj-Abc123Def456Ghi789Jkl012",
+    "typed_after_login": "Mk4&orchard",
+    "tool_password_arg": "Rb9*ferry22",
+    "otel_tool_arg": "Gn3^quarry7",
+    "bare_pair": "Ls6!pottery",
+    "elsewhere_only": "Uq1@vineyard",  # typed in one session, written in words in another
+}
+
+
+def _anthropic(account: str, n: int, task: str, steps: list, at: datetime) -> dict:
+    return envelope(account, at + timedelta(minutes=n), body(task, steps, "Done, posted it."))
+
+
+def _chat_login(account: str, at: datetime) -> dict:
+    calls = [
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {
+                "name": "login",
+                "arguments": json.dumps(
+                    {"username": "deb77", "password": SECRETS["tool_password_arg"]}
+                ),
+            },
+        }
+    ]
+    return {
+        "account_id": account,
+        "started_at": at.isoformat(),
+        "format": "chat_completions",
+        "trace": {
+            "messages": [
+                {"role": "user", "content": "Sign in to the shop and check my orders."},
+                {"role": "assistant", "content": None, "tool_calls": calls},
+                {"role": "tool", "tool_call_id": "call_1", "content": "logged in"},
+                {"role": "assistant", "content": "You have 2 orders."},
+            ]
+        },
+    }
+
+
+def _otel(account: str, at: datetime) -> dict:
+    ns = int(at.timestamp() * 1e9)
+    attrs = [
+        {"key": "gen_ai.operation.name", "value": {"stringValue": "execute_tool"}},
+        {"key": "gen_ai.tool.name", "value": {"stringValue": "sign_in"}},
+        {
+            "key": "gen_ai.tool.call.arguments",
+            "value": {"stringValue": json.dumps({"user": "zed", "pin": SECRETS["otel_tool_arg"]})},
+        },
+    ]
+    span = {
+        "traceId": "ab" * 16,
+        "spanId": "cd" * 8,
+        "name": "execute_tool sign_in",
+        "startTimeUnixNano": str(ns),
+        "endTimeUnixNano": str(ns + 10**9),
+        "attributes": attrs,
+    }
+    return {
+        "account_id": account,
+        "started_at": at.isoformat(),
+        "format": "otlp",
+        "trace": {"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [span]}]}]},
+    }
+
+
+def _corpus() -> list[dict]:
+    story = "https://forum.example/t/garden-tips-123"
+    say = "Mulch early and water at dawn, it made all the difference for our beds."
+    envs = [
+        _anthropic(
+            "a1",
+            0,
+            f"Reply to this thread as jdoe42 (pw {SECRETS['pw_in_brackets']})",
+            visit(story) + sign_in("jdoe42", SECRETS["pw_in_brackets"]) + comment(say),
+            T0,
+        ),
+        _anthropic(
+            "a1",
+            1,
+            f"creds jdoe42 / {SECRETS['creds_slash']} and post my tip",
+            visit(story) + comment(say),
+            T0,
+        ),
+        _anthropic(
+            "a2",
+            2,
+            f"The login is mara.q / {SECRETS['login_is']}; post the tip.",
+            visit(story) + comment(say),
+            T0,
+        ),
+        _anthropic(
+            "a2",
+            3,
+            f"Open https://mara:{SECRETS['user_pass_url']}@admin.example/panel and check it.",
+            visit("https://admin.example/panel"),
+            T0,
+        ),
+        _anthropic(
+            "a3",
+            4,
+            f"Put AWS_SECRET_ACCESS_KEY={SECRETS['env_assignment']} and "
+            f"OPENAI_KEY {SECRETS['api_key_prefix']} into the .env file.",
+            [
+                (
+                    {
+                        "action": "type",
+                        "text": f"AWS_SECRET_ACCESS_KEY={SECRETS['env_assignment']}",
+                    },
+                    "ok",
+                    None,
+                )
+            ],
+            T0,
+        ),
+        _anthropic(
+            "a3",
+            5,
+            "Log in to the shop for me.",
+            visit("https://shop.example/login") + sign_in("kit.o", SECRETS["typed_after_login"]),
+            T0,
+        ),
+        _anthropic(
+            "a4",
+            6,
+            f"Use ola_b9 / {SECRETS['bare_pair']} on the forum and post.",
+            visit(story) + comment(say),
+            T0,
+        ),
+        _anthropic(
+            "a4",
+            7,
+            "Log in to the forum.",
+            visit("https://forum.example/login") + sign_in("ola_b9", SECRETS["elsewhere_only"]),
+            T0,
+        ),
+        _anthropic(
+            "a4",
+            8,
+            f"Same as before, my usual one is {SECRETS['elsewhere_only']} so reuse it.",
+            visit(story) + comment(say),
+            T0 + timedelta(hours=1),
+        ),
+        _chat_login("a5", T0 + timedelta(minutes=9)),
+        _otel("a5", T0 + timedelta(minutes=10)),
+    ]
+    return envs
+
+
+def _everything_written(tmp: Path, db: Path, outputs: list[str]) -> str:
+    con = duckdb.connect(str(db), read_only=True)
+    parts = list(outputs)
+    for sql in (
+        "SELECT text || facets::VARCHAR FROM summaries",
+        "SELECT text || facets::VARCHAR || links::VARCHAR FROM aggregates",
+        "SELECT verdict::VARCHAR FROM verdicts",
+        "SELECT rationale || quotes::VARCHAR || signals::VARCHAR FROM cases",
+        "SELECT coalesce(note, '') || coalesce(details::VARCHAR, '') FROM case_events",
+    ):
+        parts += [r[0] for r in con.execute(sql).fetchall()]
+    ids = [r[0] for r in con.execute("SELECT interaction_id FROM interactions").fetchall()]
+    accounts = [
+        r[0] for r in con.execute("SELECT DISTINCT account_id FROM interactions").fetchall()
+    ]
+    con.close()
+    for args in (
+        *(["report", "interaction", i] for i in ids),
+        *(["report", "account", a] for a in accounts),
+        ["report", "overview"],
+        ["queue", "list"],
+        ["stats"],
+    ):
+        for fmt in ([], ["--json"]):
+            r = subprocess.run([*TW, *args, "--db", str(db), *fmt], capture_output=True, text=True)
+            assert r.returncode == 0, (args, r.stderr)
+            parts += [r.stdout, r.stderr]
+    return "\n".join(parts)
+
+
+def test_no_planted_credential_reaches_anything_written(tmp_path: Path) -> None:
+    src = tmp_path / "planted.jsonl"
+    src.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in _corpus()))
+    db = tmp_path / "tw.duckdb"
+    run = subprocess.run(
+        [*TW, "run", str(src), "--db", str(db), "--json"], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["ingest"]["ingested"] == len(_corpus())
+    written = _everything_written(tmp_path, db, [run.stdout, run.stderr])
+    leaked = {
+        name: written[max(0, written.index(v) - 200) : written.index(v) + 20]
+        for name, v in SECRETS.items()
+        if v in written
+    }
+    assert not leaked, leaked
+    # the one said only in words was caught by the last guard, from the session that typed it
+    overview = json.loads(
+        subprocess.run(
+            [*TW, "report", "overview", "--db", str(db), "--json"], capture_output=True, text=True
+        ).stdout
+    )
+    assert sum(overview["secrets_caught"].values()) >= 1
+
+
+def test_the_same_secret_is_the_same_placeholder_across_interactions(tmp_path: Path) -> None:
+    """A credential list shared by two accounts stays evidence after redaction."""
+    envs = []
+    for n, account in enumerate(("ring-a", "ring-b")):
+        for k in range(3):
+            envs.append(
+                _anthropic(
+                    account,
+                    n * 3 + k,
+                    "Log in to the shop for me.",
+                    visit("https://shop.example/login") + sign_in(f"user{k}x", f"Shared#{k}pass9"),
+                    T0 + timedelta(days=k),
+                )
+            )
+    src = tmp_path / "shared.jsonl"
+    src.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in envs))
+    db = tmp_path / "tw.duckdb"
+    r = subprocess.run(
+        [*TW, "run", str(src), "--db", str(db), "--json"], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute(
+        "SELECT i.account_id, s.facets FROM interactions i JOIN summaries s USING (content_hash)"
+    ).fetchall()
+    con.close()
+    by_account: dict[str, set[str]] = {}
+    for account, facets in rows:
+        ids = json.loads(facets)["identities"]
+        by_account.setdefault(account, set()).update(i for i in ids if i.startswith("[PASSWORD:"))
+    assert by_account["ring-a"] == by_account["ring-b"] and len(by_account["ring-a"]) == 3
