@@ -14,9 +14,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import duckdb
+import orjson
 
 from tracewatch.monitor.models import Interaction
 from tracewatch.summarizers.redaction import Redactor
@@ -89,6 +91,15 @@ class Guard:
             text = text.replace(value, self._redactor.pseudonym("PASSWORD", value))
         return text
 
+    def clean_json(self, doc: str, stage: str) -> str:
+        """A JSON document with the guard applied to its string values only: keys and the
+        closed vocabularies (a transaction's kind, an outcome) are structure, never text."""
+        if not self._marks or not doc:
+            return doc
+        before = sum(self.caught.values())
+        cleaned = _walk(orjson.loads(doc), lambda t: self.clean(t, stage))
+        return doc if sum(self.caught.values()) == before else orjson.dumps(cleaned).decode()
+
     def flush(self) -> None:
         """Add the catches so far to the stored counts (inside the caller's transaction)."""
         for stage, n in sorted(self.caught.items()):
@@ -98,6 +109,19 @@ class Guard:
                 [stage, n],
             )
         self.caught = {}
+
+
+_STRUCTURE = frozenset({"kind", "outcome", "aggregate_kind", "rubric_id", "judge", "backend"})
+
+
+def _walk(value: Any, clean: Callable[[str], str], key: str | None = None) -> Any:
+    if isinstance(value, str):
+        return value if key in _STRUCTURE else clean(value)
+    if isinstance(value, list):
+        return [_walk(v, clean, key) for v in value]
+    if isinstance(value, dict):
+        return {k: _walk(v, clean, k) for k, v in value.items()}
+    return value
 
 
 def catches(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

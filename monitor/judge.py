@@ -141,7 +141,7 @@ def write_verdicts(store: Store, verdicts: Sequence[Verdict]) -> None:
             "threshold": [v.threshold for v in verdicts],
             "score": [v.score for v in verdicts],
             "flagged": [v.flagged for v in verdicts],
-            "verdict": [store.guard.clean(v.model_dump_json(), "verdict") for v in verdicts],
+            "verdict": [store.guard.clean_json(v.model_dump_json(), "verdict") for v in verdicts],
             "created_at": pa.array([v.created_at for v in verdicts], ts),
         }
     )

@@ -252,10 +252,10 @@ class RollupStore:
                 "model": [a.model for a in aggs],
                 "prompt_version": [a.prompt_version for a in aggs],
                 "text": [guard.clean(a.text, "aggregate") for a in aggs],
-                "facets": [guard.clean(a.facets.model_dump_json(), "aggregate") for a in aggs],
+                "facets": [guard.clean_json(a.facets.model_dump_json(), "aggregate") for a in aggs],
                 "signals": [orjson.dumps(a.signals).decode() for a in aggs],
                 "links": [
-                    guard.clean(
+                    guard.clean_json(
                         orjson.dumps([link.model_dump() for link in a.links]).decode(),
                         "aggregate",
                     )

@@ -852,7 +852,7 @@ class Store:
             cols["model"].append(s.model)
             cols["prompt_version"].append(s.prompt_version)
             cols["text"].append(guard.clean(s.text, "summary"))
-            cols["facets"].append(guard.clean(s.facets.model_dump_json(), "summary"))
+            cols["facets"].append(guard.clean_json(s.facets.model_dump_json(), "summary"))
             cols["tokens_in"].append(s.tokens_in)
             cols["tokens_out"].append(s.tokens_out)
             cols["created_at"].append(s.created_at)

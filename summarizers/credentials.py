@@ -131,6 +131,8 @@ def handed(text: str | None) -> list[Handed]:
         secret = _clean(m.group("secret"))
         if secret.lower() in _NOT_SECRET or len(secret) < 4 or _ADDRESS.search(secret):
             continue
+        if not (_secret_like(secret) or secret.isdigit()):
+            continue  # "the password reset flow": a cue word, then an ordinary word
         out.append(Handed(None, secret))
     return out
 

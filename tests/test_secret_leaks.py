@@ -15,6 +15,13 @@ from agent_traces import body, comment, envelope, sign_in, visit
 
 TW = [sys.executable, "-m", "tracewatch.monitor.cli"]
 T0 = datetime(2026, 10, 5, 9, tzinfo=UTC)
+# Other people's addresses and phone numbers, as tools and pages show them.
+THIRD_PARTY = [
+    "jane.roe@mail.example",
+    "+1 415 555 0142",
+    "li.wei@corp.example",
+    "+44 20 7946 0958",
+]
 
 # One secret per way of handing it over; each is unique so a leak names its path.
 SECRETS = {
@@ -57,7 +64,11 @@ def _chat_login(account: str, at: datetime) -> dict:
             "messages": [
                 {"role": "user", "content": "Sign in to the shop and check my orders."},
                 {"role": "assistant", "content": None, "tool_calls": calls},
-                {"role": "tool", "tool_call_id": "call_1", "content": "logged in"},
+                {
+                    "role": "tool",
+                    "tool_call_id": "call_1",
+                    "content": f"logged in; support contact {THIRD_PARTY[0]}, {THIRD_PARTY[1]}",
+                },
                 {"role": "assistant", "content": "You have 2 orders."},
             ]
         },
@@ -69,6 +80,10 @@ def _otel(account: str, at: datetime) -> dict:
     attrs = [
         {"key": "gen_ai.operation.name", "value": {"stringValue": "execute_tool"}},
         {"key": "gen_ai.tool.name", "value": {"stringValue": "sign_in"}},
+        {
+            "key": "gen_ai.tool.call.result",
+            "value": {"stringValue": f"owner {THIRD_PARTY[2]} tel {THIRD_PARTY[3]}"},
+        },
         {
             "key": "gen_ai.tool.call.arguments",
             "value": {"stringValue": json.dumps({"user": "zed", "pin": SECRETS["otel_tool_arg"]})},
@@ -219,6 +234,7 @@ def test_no_planted_credential_reaches_anything_written(tmp_path: Path) -> None:
         if v in written
     }
     assert not leaked, leaked
+    assert not [p for p in THIRD_PARTY if p in written]  # pseudonyms in every format
     # the one said only in words was caught by the last guard, from the session that typed it
     overview = json.loads(
         subprocess.run(
@@ -259,3 +275,55 @@ def test_the_same_secret_is_the_same_placeholder_across_interactions(tmp_path: P
         ids = json.loads(facets)["identities"]
         by_account.setdefault(account, set()).update(i for i in ids if i.startswith("[PASSWORD:"))
     assert by_account["ring-a"] == by_account["ring-b"] and len(by_account["ring-a"]) == 3
+
+
+def test_no_credential_of_the_independent_corpus_is_written(tmp_path: Path) -> None:
+    """The credentials its author's users hand over (every password-shaped token of the tasks,
+    found by a pattern of this test's own, not by the redactor) are in nothing we store."""
+    import gzip
+    import re
+
+    from conftest import SAMPLES
+
+    corpus = SAMPLES.parent / "eval-dev" / "corpus-a" / "traces.jsonl.gz"
+    if not corpus.is_file():
+        import pytest
+
+        pytest.skip(f"the development corpus is not at {corpus}")
+    planted: set[str] = set()
+    with gzip.open(corpus) as fh:
+        for line in fh:
+            trace = orjson.loads(line)["trace"]
+            first = (trace.get("messages") or trace.get("input") or [{}])[0].get("content")
+            text = first if isinstance(first, str) else orjson.dumps(first).decode()
+            for token in re.findall(r"[^\s,;()\"'<>]+", text):
+                v = token.rstrip(".:")
+                if (
+                    6 <= len(v) <= 24
+                    and re.search(r"\d", v)
+                    and re.search(r"[A-Za-z]", v)
+                    and re.search(r"[!#$%^&*]", v)
+                    and "/" not in v
+                    and not v.startswith("@")
+                    and not re.search(r"@[\w-]+\.\w", v)
+                ):
+                    planted.add(v)
+    assert len(planted) > 300
+    db = tmp_path / "a.duckdb"
+    r = subprocess.run(
+        [*TW, "run", str(corpus), "--db", str(db), "--json"], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    written = "\n".join(
+        row[0]
+        for sql in (
+            "SELECT text || facets::VARCHAR FROM summaries",
+            "SELECT text || facets::VARCHAR || links::VARCHAR FROM aggregates",
+            "SELECT verdict::VARCHAR FROM verdicts",
+            "SELECT rationale || quotes::VARCHAR FROM cases",
+        )
+        for row in con.execute(sql).fetchall()
+    )
+    con.close()
+    assert not sorted(v for v in planted if v in written)

@@ -366,7 +366,7 @@ def build_interaction(store: Store, interaction_id: str) -> InteractionReport:
     )
     # the last guard: a secret another interaction showed is not printed from this one
     guard = store.guard
-    cleaned = guard.clean(report.model_dump_json(), "report")
+    cleaned = guard.clean_json(report.model_dump_json(), "report")
     if guard.caught and not store.read_only:
         guard.flush()
     guard.caught = {}
