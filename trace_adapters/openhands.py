@@ -53,7 +53,8 @@ def browser_actions(code: str) -> list[tuple[str, list[str]]] | None:
     return calls or None
 
 
-def _events(doc: Any) -> list[Any] | None:
+def events_of(doc: Any) -> list[Any] | None:
+    """The event list of a document: the list itself, or its `events` (a session folder)."""
     if isinstance(doc, list):
         return doc
     if isinstance(doc, dict) and isinstance(doc.get("events"), list):
@@ -67,14 +68,14 @@ class OpenHandsAdapter(Adapter):
     versions = "OpenHands 0.x event streams and V0 session folders (sessions/<id>/events)"
 
     def detect(self, doc: Any) -> bool:
-        events = _events(doc)
+        events = events_of(doc)
         return bool(events) and all(
             isinstance(e, dict) and "source" in e and ("action" in e or "observation" in e)
             for e in events
         )
 
     def parse(self, doc: Any) -> Iterator[ParsedTrace]:
-        events = _events(doc)
+        events = events_of(doc)
         if events is None:
             raise AdapterError("expected a list of OpenHands events")
         b = StepBuilder()

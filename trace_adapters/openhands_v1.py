@@ -25,6 +25,7 @@ from tracewatch.trace_adapters.base import (
     text_of,
     ts_from_iso,
 )
+from tracewatch.trace_adapters.openhands import events_of as _events
 
 V1_KINDS = frozenset(
     {
@@ -42,14 +43,6 @@ V1_KINDS = frozenset(
     }
 )
 _ROLE = {"user": Actor.user, "assistant": Actor.agent, "system": Actor.system}
-
-
-def _events(doc: Any) -> list[Any] | None:
-    if isinstance(doc, list):
-        return doc
-    if isinstance(doc, dict) and isinstance(doc.get("events"), list):
-        return doc["events"]
-    return None
 
 
 def _parts_text(value: Any) -> str | None:
