@@ -6,7 +6,7 @@ knows, quoted back in a rollup text, a model's answer). So every secret value se
 a keyed fingerprint (HMAC with the deployment key, never the value) in `secret_marks`, and
 before a summary, an aggregate, a verdict or a report is written, each of its tokens is
 checked against them: one found is replaced by its placeholder and counted per stage in
-`guard_catches` (shown by `report overview` and `/metrics`).
+`guard_catches` (shown by `report overview`).
 """
 
 from __future__ import annotations

@@ -36,6 +36,12 @@ SECRETS = {
     "otel_tool_arg": "Gn3^quarry7",
     "bare_pair": "Ls6!pottery",
     "elsewhere_only": "Uq1@vineyard",  # typed in one session, written in words in another
+    "responses_pw": "Cw8!lantern3",
+    "atif_creds": "Hy4#marathon",
+    "langfuse_login_is": "Fj2%bakery77",
+    "mini_swe_env": "Zt5^concert9",
+    "openhands_v1_typed": "Pq3&theater6",
+    "browser_use_typed": "Nd7*recycle4",
 }
 
 
@@ -103,6 +109,111 @@ def _otel(account: str, at: datetime) -> dict:
         "format": "otlp",
         "trace": {"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [span]}]}]},
     }
+
+
+def _native(account: str, minute: int, fmt: str, trace: object) -> dict:
+    at = T0 + timedelta(hours=3, minutes=minute)
+    return {"account_id": account, "started_at": at.isoformat(), "format": fmt, "trace": trace}
+
+
+def _other_formats() -> list[dict]:
+    """The same hand-overs in the other formats we read."""
+    responses = {
+        "input": [{"role": "user", "content": f"Sign in as lee.k (pw {SECRETS['responses_pw']})"}],
+        "output": [
+            {"type": "computer_call", "call_id": "c1", "action": {"type": "type", "text": "lee.k"}},
+            {"type": "computer_call_output", "call_id": "c1", "output": {}},
+        ],
+    }
+    atif = {
+        "schema_version": "ATIF-v1.6",
+        "session_id": "s1",
+        "agent": {"name": "a", "version": "1"},
+        "steps": [
+            {"step_id": 1, "source": "user", "message": f"creds ana9 / {SECRETS['atif_creds']}"},
+            {"step_id": 2, "source": "agent", "message": "Signed in."},
+        ],
+    }
+    langfuse = {
+        "trace": {"id": "t1", "input": f"the login is ben.x / {SECRETS['langfuse_login_is']}"},
+        "observations": [
+            {"id": "o1", "type": "GENERATION", "startTime": "2026-10-05T12:00:00Z", "output": "ok"}
+        ],
+    }
+    mini = {
+        "trajectory_format": "mini-swe-agent-1.1",
+        "info": {"exit_status": "Submitted"},
+        "messages": [
+            {"role": "user", "content": f"Set AWS_SECRET_ACCESS_KEY={SECRETS['mini_swe_env']}"},
+            {
+                "role": "assistant",
+                "content": "THOUGHT: write it.\n```bash\necho AWS_SECRET_ACCESS_KEY="
+                f"{SECRETS['mini_swe_env']} >> .env\n```",
+            },
+            {"role": "user", "content": "<returncode>0</returncode><output></output>"},
+        ],
+    }
+    v1 = [
+        {
+            "kind": "MessageEvent",
+            "source": "user",
+            "llm_message": {"role": "user", "content": [{"type": "text", "text": "Log in."}]},
+        },
+        {
+            "kind": "ActionEvent",
+            "source": "agent",
+            "tool_name": "browser_type",
+            "tool_call_id": "t1",
+            "action": {"kind": "BrowserTypeAction", "index": 3, "text": "mo.r"},
+        },
+        {
+            "kind": "ObservationEvent",
+            "source": "environment",
+            "tool_call_id": "t1",
+            "observation": {"kind": "BrowserObservation", "output": "typed"},
+        },
+        {
+            "kind": "ActionEvent",
+            "source": "agent",
+            "tool_name": "browser_type",
+            "tool_call_id": "t2",
+            "action": {
+                "kind": "BrowserTypeAction",
+                "index": 4,
+                "text": SECRETS["openhands_v1_typed"],
+            },
+        },
+        {
+            "kind": "ObservationEvent",
+            "source": "environment",
+            "tool_call_id": "t2",
+            "observation": {"kind": "BrowserObservation", "output": "typed"},
+        },
+    ]
+    browser = {
+        "history": [
+            {
+                "model_output": {"action": [{"input_text": {"index": 2, "text": "sam.t"}}]},
+                "result": [{"is_done": False}],
+                "state": {"url": "https://shop.example/login", "title": "Login"},
+            },
+            {
+                "model_output": {
+                    "action": [{"input_text": {"index": 3, "text": SECRETS["browser_use_typed"]}}]
+                },
+                "result": [{"is_done": True, "extracted_content": "Signed in"}],
+                "state": {"url": "https://shop.example/login", "title": "Login"},
+            },
+        ]
+    }
+    return [
+        _native("b1", 0, "responses", responses),
+        _native("b1", 1, "atif", atif),
+        _native("b2", 2, "langfuse", langfuse),
+        _native("b2", 3, "mini-swe-agent", mini),
+        _native("b3", 4, "openhands_v1", v1),
+        _native("b3", 5, "browser-use", browser),
+    ]
 
 
 def _corpus() -> list[dict]:
@@ -184,6 +295,7 @@ def _corpus() -> list[dict]:
         ),
         _chat_login("a5", T0 + timedelta(minutes=9)),
         _otel("a5", T0 + timedelta(minutes=10)),
+        *_other_formats(),
     ]
     return envs
 
@@ -226,7 +338,19 @@ def test_no_planted_credential_reaches_anything_written(tmp_path: Path) -> None:
         [*TW, "run", str(src), "--db", str(db), "--json"], capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout)["ingest"]["ingested"] == len(_corpus())
+    ingested = json.loads(run.stdout)["ingest"]
+    assert ingested["ingested"] == len(_corpus()), ingested
+    assert {
+        "openai_responses",
+        "atif",
+        "langfuse",
+        "mini_swe_agent",
+        "openhands_v1",
+        "browser_use",
+        "anthropic",
+        "openai_chat",
+        "otel_genai",
+    } <= set(ingested["by_format"])
     written = _everything_written(tmp_path, db, [run.stdout, run.stderr])
     leaked = {
         name: written[max(0, written.index(v) - 200) : written.index(v) + 20]
