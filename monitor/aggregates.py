@@ -149,6 +149,10 @@ class RollupFacets(BaseModel):
         default_factory=dict,
         description="host a posted text links to -> site it was posted on -> posts",
     )
+    contacts: dict[str, Evidence] = Field(
+        default_factory=dict, description="addresses and cards typed into forms (pseudonyms)"
+    )
+    shortened_links: int = Field(0, description="posts linking through a shortener or redirect")
     reviewed: dict[str, Evidence] = Field(
         default_factory=dict, description="items (pages, product ids) reviewed"
     )
@@ -179,6 +183,8 @@ class RollupFacets(BaseModel):
         out.domains = {d: _ev(interaction_id) for d in facets.domains}
         out.targets = {t: _ev(interaction_id) for t in facets.targets}
         out.identities = {i: _ev(interaction_id) for i in facets.identities}
+        out.contacts = {c: _ev(interaction_id) for c in facets.contacts}
+        out.shortened_links = sum(1 for p in facets.posted if shortened(p.text))
         for tx in facets.transactions:
             if tx.kind in ENGAGEMENT_KINDS and tx.target and tx.outcome != "failure":
                 slot = f"{tx.target}|{int(ts.timestamp()) // ENGAGEMENT_BUCKET_S}"
@@ -243,6 +249,8 @@ class RollupFacets(BaseModel):
             _merge_map(out.domains, p.domains)
             _merge_map(out.targets, p.targets)
             _merge_map(out.identities, p.identities)
+            _merge_map(out.contacts, p.contacts)
+            out.shortened_links += p.shortened_links
             _merge_map(out.transactions, p.transactions)
             _merge_map(out.risk_cues, p.risk_cues)
             _merge_map(out.engagements, p.engagements)
@@ -336,6 +344,11 @@ class RollupFacets(BaseModel):
             if n_ratings
             else None,
             "likes_follows_upvotes": count("like") + count("follow") + count("upvote"),
+            "shares": count("share"),
+            "listings": count("listing"),
+            "coupon_redemptions": count("coupon"),
+            "shortened_link_posts": self.shortened_links,
+            "distinct_contacts": len(self.contacts),
             "errors": self.errors.n,
             "refusals": self.refusals.n,
             "risk_cues": sum(e.n for e in self.risk_cues.values()),
@@ -403,6 +416,42 @@ def link_hosts(text: str) -> set[str]:
         if m.group(1) or m.group(5) or host.startswith("www.") or m.group(3).lower() in BARE_TLDS:
             out.add(host.removeprefix("www."))
     return out
+
+
+# Public URL shorteners: a link through one hides where it lands, which promotion relies on.
+SHORTENERS = frozenset(
+    [
+        "bit.ly",
+        "tinyurl.com",
+        "t.co",
+        "goo.gl",
+        "ow.ly",
+        "is.gd",
+        "buff.ly",
+        "rebrand.ly",
+        "cutt.ly",
+        "shorturl.at",
+        "tiny.cc",
+        "rb.gy",
+        "t.ly",
+        "s.id",
+        "lnkd.in",
+        "trib.al",
+        "dlvr.it",
+        "bl.ink",
+        "short.io",
+    ]
+)
+_REDIRECT = re.compile(
+    r"https?://\S+(?:[?&](?:url|u|redirect(?:_uri|_url)?|dest(?:ination)?|target|to|out|goto)"
+    r"=https?(?:%3A|:)|/(?:out|redirect|r|go|link)/\S)",
+    re.I,
+)
+
+
+def shortened(text: str) -> bool:
+    """A posted text whose link goes through a shortener or a redirecting URL."""
+    return bool(SHORTENERS & link_hosts(text)) or bool(_REDIRECT.search(text))
 
 
 def same_site(host: str, target: str) -> bool:

@@ -343,6 +343,8 @@ def _features(aggs: Sequence[Aggregate]) -> pa.Table:
                 add(agg, "target", t, ev.n, ev.ids)
         for i, ev in f.identities.items():
             add(agg, "identity", i, ev.n, ev.ids)
+        for c, ev in f.contacts.items():  # a shared drop address or card ties like a login
+            add(agg, "identity", c, ev.n, ev.ids)
         for slot, ev in f.engagements.items():
             add(agg, "engage", slot, ev.n, ev.ids)
         for g in f.content:

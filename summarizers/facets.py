@@ -47,6 +47,13 @@ _PATHS: list[tuple[str, re.Pattern[str]]] = [
     ),
     ("message", re.compile(r"/(messages?|inbox|dm|chat|compose)", re.I)),
     ("search", re.compile(r"/(search|results)\b", re.I)),
+    (
+        "listing",
+        re.compile(
+            r"/(listings?/(new|create)|new[-_]listing|sell|post[-_]ad|list[-_]an?[-_]item)", re.I
+        ),
+    ),
+    ("coupon", re.compile(r"/(redeem|coupons?/apply|promo/apply|vouchers?/redeem)", re.I)),
 ]
 # How agents phrase the end state of an errand; read only from the agent's own final report.
 _REPORTED = [
@@ -62,6 +69,20 @@ _REPORTED = [
         re.compile(r"\b(reply|comment|post) (was |has been )?(posted|published|submitted)\b", re.I),
     ),
     ("like", re.compile(r"\bliked\b", re.I)),
+    (
+        "listing",
+        re.compile(
+            r"\b(listing (is |was )?(live|posted|published|created)|listed (it|the item))\b", re.I
+        ),
+    ),
+    (
+        "coupon",
+        re.compile(
+            r"\b(coupon|promo code|voucher|discount code|gift code) (was |has been )?"
+            r"(applied|redeemed|accepted)\b",
+            re.I,
+        ),
+    ),
     ("follow", re.compile(r"\bfollowed\b", re.I)),
     ("upvote", re.compile(r"\bupvoted\b", re.I)),
 ]
@@ -115,6 +136,8 @@ CUE_ASKS_SECRETS = "published text asks the reader to verify account or payment 
 CUE_CLAIMS_OFFICIAL = "published text speaks for an organisation's security/support staff"
 CUE_ABUSE = "published text insults or threatens its reader"
 _PII = re.compile(r"\[(EMAIL|PHONE|ADDRESS):[0-9a-f]{10}\]")
+_CONTACT = re.compile(r"\[(ADDRESS|CARD):[0-9a-f]{10}\]")
+_FORM_WORDS = 12  # a form field holds a few words; a row of a sheet or a post holds more
 _QTY = re.compile(r"\b(\d{1,4})\s*(x|×|units?|pcs|pieces|items)\b", re.I)
 _RATING = re.compile(r"\b([1-5](?:\.\d)?)\s*(?:/\s*5|-?\s*stars?|out of 5)\b", re.I)
 _RATING_WORDS = re.compile(r"\b(one|two|three|four|five)[- ]stars?\b", re.I)
@@ -273,6 +296,7 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
     engagements: list[Transaction] = []
     read_pii: set[str] = set()  # personal data on pages and in tool output the agent read
     commands: list[str] = []  # shell lines the agent ran
+    contacts: dict[str, None] = {}
     called: list[Transaction] = []  # what function tools did, one per call
     cart = 0  # quantities put in a cart by a function tool, for the purchase that follows
     for i, s in enumerate(steps):
@@ -332,6 +356,10 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
             elif len(t.split()) >= _PROSE_WORDS:
                 # a row of a sheet or a form, not prose: what it writes down still counts
                 personal.update(_pii(redactor.redact(t[:4000])))
+            if len(t.split()) <= _FORM_WORDS and not prose(t):
+                # a shipping address or a card typed into a form: shared ones tie accounts
+                for m in _CONTACT.finditer(redactor.redact(t[:500]) or ""):
+                    contacts.setdefault(m.group(0))
             if (
                 len(t.split()) == 1
                 and "://" not in t
@@ -516,6 +544,7 @@ def extract(inter: Interaction, redactor: Redactor) -> Facets:
     facets.domains = list(domains)
     facets.targets = list(pages)[:50]
     facets.identities = list(identities)
+    facets.contacts = list(contacts)[:20]
     facets.posted = posted
     return facets
 

@@ -27,6 +27,8 @@ TransactionKind = Literal[
     "form_submit",
     "payment",
     "download",
+    "listing",
+    "coupon",
     "other",
 ]
 Outcome = Literal["success", "failure", "unknown"]
@@ -72,6 +74,10 @@ class Facets(BaseModel):
     risk_cues: list[str] = Field(default_factory=list)
     personal_data: int = Field(
         0, description="distinct emails, phones and addresses read or written, not used as login"
+    )
+    contacts: list[str] = Field(
+        default_factory=list,
+        description="pseudonyms of the addresses and cards the agent typed into forms",
     )
     n_steps: int = 0
     duration_s: float | None = None

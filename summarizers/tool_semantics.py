@@ -76,6 +76,11 @@ _PHRASES: list[tuple[TransactionKind, str]] = [
         "open account|enroll",
     ),
     ("login", "log in|login|sign in|signin|authenticate"),
+    ("coupon", "redeem|apply coupon|apply promo|apply voucher|apply code|claim offer|claim code"),
+    (
+        "listing",
+        "create listing|post listing|publish listing|new listing|list item|sell item|post ad",
+    ),
     ("purchase", "checkout|purchase|buy|place order|create order|submit order"),
     ("review", "review|rate|rating"),
     ("share", "share|retweet|repost|reblog"),

