@@ -46,8 +46,22 @@ class Guard:
         except duckdb.CatalogException:  # a read-only database older than the guard
             rows = []
         self._marks: set[str] = {r[0] for r in rows}
-        self._seen: dict[str, bool] = {}
+        self._seen: dict[str, bool] = {}  # token -> secret, valid while the marks stay as many
+        self._seen_marks = len(self._marks)
         self.caught: dict[str, int] = {}
+
+    def on(self, con: duckdb.DuckDBPyConnection) -> Guard:
+        """This guard for another connection to the same database: the marks are shared, so
+        a secret one connection stored is checked in what the other writes."""
+        other = Guard.__new__(Guard)
+        other.con = con
+        other._key = self._key
+        other._redactor = self._redactor
+        other._marks = self._marks
+        other._seen = {}
+        other._seen_marks = len(self._marks)
+        other.caught = {}
+        return other
 
     def fingerprint(self, value: str) -> str:
         return hmac.new(self._key, b"secret\x1f" + value.encode(), hashlib.sha256).hexdigest()[:32]
@@ -64,10 +78,12 @@ class Guard:
         self.con.executemany(
             "INSERT OR IGNORE INTO secret_marks VALUES (?)", [[f] for f in sorted(new)]
         )
-        self._marks |= new
-        self._seen = {k: v for k, v in self._seen.items() if v}
+        self._marks.update(new)  # in place: other connections' guards share this set
 
     def _secret(self, token: str) -> bool:
+        if self._seen_marks != len(self._marks):  # marks added (perhaps by another connection)
+            self._seen = {}
+            self._seen_marks = len(self._marks)
         hit = self._seen.get(token)
         if hit is None:
             hit = self._seen[token] = self.fingerprint(token) in self._marks

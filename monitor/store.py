@@ -484,7 +484,11 @@ class Store:
         """
         other = object.__new__(Store)
         other.path = self.path
+        other.read_only = self.read_only
         other.con = self.con.cursor()
+        # the same secret marks (one writer remembers, the other's writes are checked), each
+        # connection writing its own counts
+        other._guard = self.guard.on(other.con)
         return other
 
     # -- schema -------------------------------------------------------------------------
