@@ -93,6 +93,11 @@ def test_case_report_shows_verdict_evidence_and_members(db: str, columns: int) -
     assert {m["account"] for m in data["members"]} >= set(accounts)
     assert data["timeline"]["total"] == data["interactions"] > 0
     assert data["duplicate_groups"][0]["copies"] >= 2
+    # narrative ties are one row that names its pairs, not a row per pair
+    narrative = [x for x in data["links"] if x["kind"] == "narrative"]
+    assert len(narrative) <= 1
+    if narrative:
+        assert " & " in narrative[0]["key"] and "pair(s)" in narrative[0]["key"]
 
 
 def test_case_top_unknown_and_prefix(db: str) -> None:

@@ -229,11 +229,27 @@ def _members(agg: Aggregate, named: Sequence[str]) -> tuple[list[MemberRow], lis
         MemberRow(account=a, interactions=n, named=a in named, ties=dict(sorted(ties[a].items())))
         for a, n in sorted(agg.facets.accounts.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
+    # Narrative ties are between pairs and say the same thing for each: one row naming the
+    # pairs reads better than a row per pair.
+    paired = [k for k in agg.links if k.kind in _PAIR_KINDS]
     links = [
         LinkRow(kind=k.kind, key=_clip(k.key, 160), accounts=k.accounts, interaction_ids=k.ids[:8])
         for k in sorted(agg.links, key=lambda k: (-len(k.accounts), k.kind, k.key))
+        if k.kind not in _PAIR_KINDS
     ]
+    for kind in sorted({k.kind for k in paired}):
+        pairs = sorted(" & ".join(k.accounts) for k in paired if k.kind == kind)
+        accounts = sorted({a for k in paired if k.kind == kind for a in k.accounts})
+        key = f"{len(pairs)} pair(s): {paired_what(kind)}: " + ", ".join(pairs)
+        links.append(LinkRow(kind=kind, key=_clip(key, 300), accounts=accounts, interaction_ids=[]))
     return members, links
+
+
+_PAIR_KINDS = ("narrative",)
+
+
+def paired_what(kind: str) -> str:
+    return {"narrative": "posts share rare wording beyond the population"}[kind]
 
 
 # -- the reports -------------------------------------------------------------------------------
