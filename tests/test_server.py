@@ -478,3 +478,39 @@ def test_kill_9_mid_load_loses_no_acknowledged_interaction(tmp_path: Path) -> No
     missing = [i for i in acked if i not in counts]
     assert not missing, f"{len(missing)} acknowledged interactions lost"
     assert all(n == 1 for n in counts.values())
+
+
+def test_the_last_guard_counts_on_metrics(tmp_path: Path) -> None:
+    """A password typed in one delivered session and written in words in the next is
+    redacted by the last guard, and /metrics says so."""
+    from agent_traces import body, sign_in, visit
+    from agent_traces import envelope as trace_envelope
+
+    at = datetime(2026, 10, 5, 9, tzinfo=UTC)
+    typed = trace_envelope(
+        "acct-g",
+        at,
+        body(
+            "Log in.",
+            visit("https://forum.example/login") + sign_in("ola_b9", "Uq1@vineyard"),
+            "ok",
+        ),
+    )
+    said = trace_envelope(
+        "acct-g",
+        at + timedelta(minutes=5),
+        body("My usual one is Uq1@vineyard, reuse it.", visit("https://forum.example/t/1"), "ok"),
+    )
+    db = tmp_path / "g.duckdb"
+    with Running(db, [NEW], KEYS) as srv:
+        batch = b"\n".join(orjson.dumps(e) for e in (typed, said))
+        assert post(srv.url, batch, signed(NEW, batch, "msg_guard")).status_code == 200
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            m = httpx.get(srv.url + "/metrics").text
+            if 'tracewatch_secrets_caught{stage="summary"}' in m:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("no catch on /metrics in 60 s:\n" + m)
+    assert not rows(db, "SELECT text FROM summaries WHERE text LIKE '%Uq1@vineyard%'")

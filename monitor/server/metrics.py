@@ -57,3 +57,9 @@ class Metrics:
         self.traces = Counter(
             "tracewatch_traces_assembled", "OTLP traces closed into interactions", registry=r
         )
+        self.secrets_caught = Gauge(
+            "tracewatch_secrets_caught",
+            "secret values the last guard redacted before a write, by stage (whole database)",
+            ["stage"],
+            registry=r,
+        )

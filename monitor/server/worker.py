@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any
 
+from tracewatch.monitor.guard import catches
 from tracewatch.monitor.server.config import ServeConfig
 from tracewatch.monitor.server.inbox import Inbox
 from tracewatch.monitor.server.metrics import Metrics
@@ -109,6 +110,8 @@ class Worker:
         self.metrics.queue_depth.labels("interactions").set(waiting)
         self.metrics.queue_depth.labels("spans").set(spans)
         self.metrics.lag.set(lag)
+        for stage, n in catches(self.store.con).items():
+            self.metrics.secrets_caught.labels(stage).set(n)
 
     def inbox_backlog(self) -> tuple[int, int, float]:
         return Inbox(self.store).backlog(self.config.summarizer)
