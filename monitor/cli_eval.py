@@ -310,6 +310,7 @@ def calibrate_cmd(
         load_calibrations,
         load_rubrics,
         save_calibrations,
+        threshold_for,
     )
     from tracewatch.rubrics.registry import create_judge
 
@@ -341,7 +342,8 @@ def calibrate_cmd(
     if folders:
         desc += " + " + ", ".join(f.name for f in folders)
     cals = calibrate(scores, labels, load_rubrics(), j.name, target_fpr, desc)
-    figures = [corpus_figures(name, one, lab, cals) for name, one, lab in per_corpus]
+    thresholds = {r.id: threshold_for(r, j.name, cals)[0] for r in load_rubrics()}
+    figures = [corpus_figures(name, one, lab, thresholds) for name, one, lab in per_corpus]
     if write:
         keep = [c for c in load_calibrations() if c.judge != j.name]
         save_calibrations(keep + cals)
@@ -410,12 +412,9 @@ def _suggest_from_decisions(db: str | None, target: float, json: bool) -> None:
     out.print(t)
 
 
-def corpus_figures(name: str, scores, labels, cals) -> dict:  # type: ignore[no-untyped-def]
+def corpus_figures(name: str, scores, labels, thresholds: dict[str, float]) -> dict:  # type: ignore[no-untyped-def]
     """One corpus's account figures at the chosen thresholds (any rubric flags the account),
     so a threshold that suits one corpus and not another shows."""
-    from tracewatch.rubrics.loader import load_rubrics, threshold_for
-
-    thresholds = {r.id: threshold_for(r, "signals", cals)[0] for r in load_rubrics()}
 
     def flagged(account: str) -> bool:
         return any(

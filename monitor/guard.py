@@ -89,10 +89,7 @@ class Guard:
             hit = self._seen[token] = self.fingerprint(token) in self._marks
         return hit
 
-    def clean(self, text: str, stage: str) -> str:
-        """The text with every remembered secret replaced by its placeholder; counted."""
-        if not self._marks or not text:
-            return text
+    def _found(self, text: str) -> list[str]:
         found: list[str] = []
         for m in _TOKEN.finditer(text):
             token = m.group(0)
@@ -100,6 +97,13 @@ class Guard:
                 if len(cand) >= MIN_LEN and self._secret(cand):
                     found.append(cand)
                     break
+        return found
+
+    def clean(self, text: str, stage: str) -> str:
+        """The text with every remembered secret replaced by its placeholder; counted."""
+        if not self._marks or not text:
+            return text
+        found = self._found(text)
         if not found:
             return text
         self.caught[stage] = self.caught.get(stage, 0) + len(found)
@@ -110,8 +114,8 @@ class Guard:
     def clean_json(self, doc: str, stage: str) -> str:
         """A JSON document with the guard applied to its string values only: keys and the
         closed vocabularies (a transaction's kind, an outcome) are structure, never text."""
-        if not self._marks or not doc:
-            return doc
+        if not self._marks or not doc or not self._found(doc):
+            return doc  # the common case: nothing to clean, so nothing to parse
         before = sum(self.caught.values())
         cleaned = _walk(orjson.loads(doc), lambda t: self.clean(t, stage))
         return doc if sum(self.caught.values()) == before else orjson.dumps(cleaned).decode()

@@ -12,6 +12,7 @@ from tracewatch.monitor.models import Interaction
 from tracewatch.summarizers.base import Summarizer
 from tracewatch.summarizers.facets import extract, template_text
 from tracewatch.summarizers.models import Summary
+from tracewatch.summarizers.secrets import scoped
 
 
 class EmbeddedSummarizer(Summarizer):
@@ -22,12 +23,13 @@ class EmbeddedSummarizer(Summarizer):
         return self.summarize_sync(interaction)
 
     def summarize_sync(self, interaction: Interaction) -> Summary:
-        facets = extract(interaction, self.redactor)
+        redactor = scoped(self.redactor, interaction)  # its secrets, collected once
+        facets = extract(interaction, redactor)
         return Summary(
             content_hash=interaction.content_hash,
             backend=self.name,
             model=self.model,
             prompt_version=self.prompt_version,
-            text=template_text(interaction, facets, self.redactor),
+            text=template_text(interaction, facets, redactor),
             facets=facets,
         )

@@ -87,18 +87,19 @@ def load_key(db_path: str | None = None) -> bytes:
 class Redactor:
     """Replaces secrets and personal data in text with keyed, typed placeholders."""
 
-    def __init__(self, key: bytes, known: Iterable[str] = ()) -> None:
+    def __init__(self, key: bytes, known: Iterable[str] = (), scope: str | None = None) -> None:
         if not key:
             raise ValueError("redaction key must not be empty")
         self._key = key
+        self.scope = scope  # the content hash of the interaction whose secrets it knows
         values = sorted({v for v in known if v}, key=lambda v: (-len(v), v))
         self._known = frozenset(values)
         self._known_re = re.compile("|".join(map(_bounded, values))) if values else None
 
-    def with_secrets(self, values: Iterable[str]) -> Redactor:
+    def with_secrets(self, values: Iterable[str], scope: str | None = None) -> Redactor:
         """The same key, also replacing these values (one interaction's secrets) wherever
         they appear, whatever surrounds them."""
-        return Redactor(self._key, values)
+        return Redactor(self._key, values, scope)
 
     @property
     def secrets(self) -> frozenset[str]:

@@ -119,6 +119,8 @@ def collect(inter: Interaction) -> set[str]:
 
 
 def scoped(redactor: Redactor, inter: Interaction) -> Redactor:
-    """The redactor for one interaction: its secrets replaced by value, besides the patterns."""
-    values = collect(inter)
-    return redactor.with_secrets(redactor.secrets | values) if values else redactor
+    """The redactor for one interaction: its secrets replaced by value, besides the patterns.
+    A redactor already scoped to this interaction is returned as it is (collected once)."""
+    if redactor.scope is not None and redactor.scope == inter.content_hash:
+        return redactor
+    return redactor.with_secrets(redactor.secrets | collect(inter), scope=inter.content_hash)

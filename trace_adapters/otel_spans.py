@@ -14,7 +14,13 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from tracewatch.trace_adapters.base import Adapter, AdapterError, ParsedTrace, ts_from_iso
+from tracewatch.trace_adapters.base import (
+    Adapter,
+    AdapterError,
+    ParsedTrace,
+    ts_from_epoch,
+    ts_from_iso,
+)
 from tracewatch.trace_adapters.otel_genai import OTelGenAIAdapter, attrs_dict
 
 _TIME_KEYS = ("startTime", "start_time", "startTimeUnixNano")
@@ -27,14 +33,8 @@ def _nanos(value: Any) -> int | None:
     if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
         dt = ts_from_iso(value)
         return int(dt.timestamp() * 1e9) if dt else None
-    try:
-        num = float(value)
-    except (TypeError, ValueError):
-        return None
-    for scale in (1e9, 1e6, 1e3, 1.0):  # seconds, ms, us, ns by magnitude
-        if num * scale > 1e17 or scale == 1.0:
-            return int(num * scale)
-    return None
+    dt = ts_from_epoch(value)  # seconds, ms, us or ns, by magnitude
+    return int(dt.timestamp() * 1e9) if dt else None
 
 
 def _hex(value: Any) -> str:
