@@ -442,16 +442,27 @@ SHORTENERS = frozenset(
         "short.io",
     ]
 )
-_REDIRECT = re.compile(
-    r"https?://\S+(?:[?&](?:url|u|redirect(?:_uri|_url)?|dest(?:ination)?|target|to|out|goto)"
-    r"=https?(?:%3A|:)|/(?:out|redirect|r|go|link)/\S)",
+# A URL is taken whole (possessively, so once), then its rest after the host's first
+# character is searched for a redirect parameter or path.
+_URL = re.compile(r"https?://\S++", re.I)
+_REDIRECT_PART = re.compile(
+    r"[?&](?:url|u|redirect(?:_uri|_url)?|dest(?:ination)?|target|to|out|goto)"
+    r"=https?(?:%3A|:)|/(?:out|redirect|r|go|link)/\S",
     re.I,
 )
 
 
+def _redirecting(text: str) -> bool:
+    for m in _URL.finditer(text):
+        rest = m.group(0).split("://", 1)[1][1:]
+        if _REDIRECT_PART.search(rest):
+            return True
+    return False
+
+
 def shortened(text: str) -> bool:
     """A posted text whose link goes through a shortener or a redirecting URL."""
-    return bool(SHORTENERS & link_hosts(text)) or bool(_REDIRECT.search(text))
+    return bool(SHORTENERS & link_hosts(text)) or _redirecting(text)
 
 
 def same_site(host: str, target: str) -> bool:

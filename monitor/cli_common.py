@@ -16,9 +16,11 @@ from rich.markup import escape
 
 from tracewatch.monitor.review_client import ReviewClient, ReviewClientError
 from tracewatch.monitor.store import Store, StoreError, default_db_path
+from tracewatch.monitor.terminal import safe_console
 
-out = Console()
-err = Console(stderr=True)
+# Both consoles show control characters from trace data as visible symbols (monitor/terminal.py)
+out = safe_console(Console())
+err = safe_console(Console(stderr=True))
 
 DbOption = Annotated[
     str | None,

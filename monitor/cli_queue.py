@@ -299,8 +299,22 @@ def queue_show(
         )
 
 
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Act on a case another reviewer has claimed (needs --note; recorded as a takeover).",
+    ),
+]
+
+
 def _change(
-    fn_name: str, case_id: str, db: str | None, server: str | None, json: bool, **kw: str | None
+    fn_name: str,
+    case_id: str,
+    db: str | None,
+    server: str | None,
+    json: bool,
+    **kw: str | bool | None,
 ) -> None:
     """A transition, here or on the server (where the key, not --reviewer, names the reviewer:
     a --reviewer that differs from the key's name is refused)."""
@@ -335,14 +349,15 @@ def queue_claim(
         ),
     ] = None,
     note: Annotated[str | None, typer.Option(help="Optional note for the audit trail.")] = None,
+    force: ForceOption = False,
     db: DbOption = None,
     server: ServerOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Take an open case for review (open -> in_review)."""
+    """Take an open case for review (open -> in_review); --force takes over another's."""
     if not reviewer and not server:
         raise _fail("a reviewer name is required (--reviewer NAME)")
-    _change("claim", case_id, db, server, json, reviewer=reviewer, note=note)
+    _change("claim", case_id, db, server, json, reviewer=reviewer, note=note, force=force)
 
 
 @queue_app.command("resolve")
@@ -353,12 +368,18 @@ def queue_resolve(
     reviewer: Annotated[
         str | None, typer.Option("--reviewer", "-r", help="Default: who claimed it.")
     ] = None,
+    force: ForceOption = False,
     db: DbOption = None,
     server: ServerOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Close a case with an action (in_review -> actioned, or dismissed for --action none)."""
-    _change("resolve", case_id, db, server, json, action=action, note=note, reviewer=reviewer)
+    """Close a case with an action (in_review -> actioned, or dismissed for --action none).
+
+    Only the reviewer who claimed it closes it, unless --force (recorded as a takeover)."""
+    _change(
+        "resolve", case_id, db, server, json,
+        action=action, note=note, reviewer=reviewer, force=force,
+    )  # fmt: skip
 
 
 @queue_app.command("dismiss")
@@ -368,12 +389,15 @@ def queue_dismiss(
     reviewer: Annotated[
         str | None, typer.Option("--reviewer", "-r", help="Default: who claimed it.")
     ] = None,
+    force: ForceOption = False,
     db: DbOption = None,
     server: ServerOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Close a case as not harmful (in_review -> dismissed)."""
-    _change("dismiss", case_id, db, server, json, note=note, reviewer=reviewer)
+    """Close a case as not harmful (in_review -> dismissed).
+
+    Only the reviewer who claimed it closes it, unless --force (recorded as a takeover)."""
+    _change("dismiss", case_id, db, server, json, note=note, reviewer=reviewer, force=force)
 
 
 @queue_app.command("export")

@@ -22,7 +22,8 @@ from tracewatch.monitor.cli_common import (
     out,
 )
 from tracewatch.monitor.reports import build, models, render
-from tracewatch.monitor.store import Store
+from tracewatch.monitor.store import Store, default_db_path, is_database_file
+from tracewatch.monitor.terminal import safe_console
 
 report_app = typer.Typer(
     help="Reports for reviewers: a case with its evidence, one interaction step by step, the "
@@ -78,8 +79,10 @@ def _emit(
     """
     store_db, server, json, html, svg, width = where
     for target in (html, svg):
-        if target is not None and not target.parent.exists():
-            raise _fail(f"{target}: folder {target.parent} does not exist")
+        if target is not None:
+            refusal = export_refusal(target, store_db)
+            if refusal:
+                raise _fail(refusal)
     _only_one(store_db, server)
     if server:
         got = _remote(server, "GET", remote.path, **remote.params)
@@ -102,7 +105,7 @@ def _emit(
         _print_json(report.model_dump(mode="json"))
         return
     recording = html is not None or svg is not None
-    console = Console(record=recording, width=width) if recording or width else out
+    console = safe_console(Console(record=recording, width=width)) if recording or width else out
     console.print(view(report))
     if html is not None:
         console.save_html(str(html), clear=False)
@@ -111,6 +114,24 @@ def _emit(
     for target in (html, svg):
         if target is not None:
             out.print(f"[dim]wrote {target}[/]", highlight=False)
+
+
+def export_refusal(target: Path, db: str | None) -> str | None:
+    """Why a report must not be written to `target`, or None. An export never replaces the
+    database, its key, WAL or checkpoints, any other DuckDB file, or a directory."""
+    if not target.parent.exists():
+        return f"{target}: folder {target.parent} does not exist"
+    if target.is_dir():
+        return f"{target}: is a directory; name a file to write the report to"
+    if is_database_file(target):
+        return f"{target}: is a DuckDB database; refusing to overwrite it with a report"
+    db_path = Path(db or default_db_path())
+    guarded = [db_path, *(Path(f"{db_path}{s}") for s in (".key", ".wal", ".rollup.sqlite"))]
+    if target.exists() and any(target.resolve() == g.resolve() for g in guarded if g.exists()):
+        return f"{target}: is the database's own file; refusing to overwrite it with a report"
+    if any(target.resolve() == g.resolve() for g in guarded):
+        return f"{target}: is where the database keeps its own file; name another path"
+    return None
 
 
 def _guidance(text: str, json: bool) -> None:

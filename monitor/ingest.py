@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,13 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from tracewatch.monitor.envelope import Envelope, describe_validation_error
+from tracewatch.monitor.limits import (
+    InputLimits,
+    LimitExceeded,
+    check_depth,
+    check_time,
+    default_limits,
+)
 from tracewatch.monitor.models import Interaction, derive_interaction_id
 from tracewatch.monitor.store import Rejected, Store
 from tracewatch.trace_adapters import AdapterError, DetectionError, detect, get
@@ -91,6 +99,7 @@ class Record:
     doc: Any = None
     error: str | None = None
     mtime: datetime | None = None
+    reason: str | None = None  # the quarantine reason of an error; derived when not given
 
 
 class PathError(OSError):
@@ -163,28 +172,33 @@ def _event_order(path: Path) -> tuple[int, str]:
 def read_session(folder: Path, on_bytes: Callable[[int], None]) -> Record:
     """A session folder as one document `{"events": [...], "metadata": {...}}`; a file of it
     that cannot be read makes the whole session one quarantined record, named by that file."""
+    limits = default_limits()
     mtime = datetime.fromtimestamp(folder.stat().st_mtime, tz=UTC)
     events = []
-    for f in sorted((folder / "events").iterdir(), key=_event_order):
-        raw = f.read_bytes()
-        on_bytes(len(raw))
+    state_files = [folder / n for n in SESSION_STATE_FILES if (folder / n).is_file()][:1]
+    event_files = sorted((folder / "events").iterdir(), key=_event_order)
+    metadata: Any = None
+    for f in [*event_files, *state_files]:
         try:
-            events.append(_parse(raw))
-        except orjson.JSONDecodeError as exc:
+            raw = _read_bounded(f, limits.max_document_bytes)
+            on_bytes(len(raw))
+            value = _parse(raw, limits)
+        except (orjson.JSONDecodeError, LimitExceeded, OSError) as exc:
             return Record(
-                str(folder), None, None, error=f"{f.name}: invalid JSON: {exc}", mtime=mtime
+                str(folder),
+                None,
+                None,
+                error=f"{f.name}: {_why(exc)}",
+                mtime=mtime,
+                reason=_reason_of(exc),
             )
+        if f in state_files:
+            metadata = value
+        else:
+            events.append(value)
     doc: dict[str, Any] = {"events": events}
-    for name in SESSION_STATE_FILES:
-        state = folder / name
-        if state.is_file():
-            try:
-                doc["metadata"] = _parse(state.read_bytes())
-            except orjson.JSONDecodeError as exc:
-                return Record(
-                    str(folder), None, None, error=f"{name}: invalid JSON: {exc}", mtime=mtime
-                )
-            break
+    if metadata is not None:
+        doc["metadata"] = metadata
     return Record(str(folder), None, None, doc=doc, mtime=mtime)
 
 
@@ -192,14 +206,68 @@ def _keep(raw: bytes) -> bytes:
     return raw if len(raw) <= RAW_KEEP_BYTES else strip_blobs(raw)
 
 
-def _parse(raw: bytes) -> Any:
-    return orjson.loads(strip_blobs(raw))
+def _parse(raw: bytes, limits: InputLimits | None = None) -> Any:
+    """Raw JSON to a value, within the limits: base64 payloads dropped first, then parsed,
+    then its nesting checked (on the bytes, in C) before anything walks it recursively."""
+    limits = limits or default_limits()
+    stripped = strip_blobs(raw)
+    doc = orjson.loads(stripped)
+    check_depth(stripped, limits)
+    return doc
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, orjson.JSONDecodeError):
+        return f"invalid JSON: {exc}"
+    return str(exc)
+
+
+def _reason_of(exc: BaseException) -> str:
+    if isinstance(exc, LimitExceeded):
+        return exc.reason
+    if isinstance(exc, orjson.JSONDecodeError):
+        return "invalid_json"
+    return "unreadable"
+
+
+def _read_bounded(path: Path, limit: int) -> bytes:
+    """A file's bytes, refused before reading if it is past the limit."""
+    size = path.stat().st_size
+    if size > limit:
+        raise LimitExceeded(
+            "too_large",
+            f"{size} bytes is over the {limit}-byte limit for one document "
+            "(TRACEWATCH_LIMITS max_document_bytes)",
+        )
+    return path.read_bytes()
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(RAW_KEEP_BYTES)
+
+
+def _inflate(raw: bytes, limit: int) -> bytes:
+    """Gzip bytes, every member (RFC 1952 allows several), inflated no further than `limit`."""
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as fh:
+        out = fh.read(limit + 1)
+    if len(out) > limit:
+        raise LimitExceeded(
+            "too_large",
+            f"inflates past the {limit}-byte limit for one document "
+            "(TRACEWATCH_LIMITS max_document_bytes)",
+        )
+    return out
+
+
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)
 
 
 def read_records(src: Path | str, on_bytes: Callable[[int], None]) -> Iterator[Record]:
     """Records of one input. JSONL yields one per line; any other file is one document."""
+    limits = default_limits()
     if src == "-":
-        yield from _read_stream(sys.stdin.buffer, "<stdin>", None, on_bytes, sniff=True)
+        yield from read_stdin(sys.stdin.buffer, on_bytes, limits)
         return
     assert isinstance(src, Path)
     if src.is_dir():
@@ -210,48 +278,73 @@ def read_records(src: Path | str, on_bytes: Callable[[int], None]) -> Iterator[R
     if name.endswith(JSONL_SUFFIXES):
         if name.endswith(".gz"):  # progress counts compressed bytes, so report them at the end
             with gzip.open(src, "rb") as fh:
-                try:
-                    yield from _read_stream(fh, str(src), mtime, lambda n: None)
-                except (OSError, EOFError) as exc:
-                    yield Record(str(src), None, None, error=f"bad gzip data: {exc}", mtime=mtime)
+                yield from _read_stream(
+                    fh, str(src), mtime, lambda n: None, limits, limits.max_stream_bytes
+                )
             on_bytes(src.stat().st_size)
         else:
             with open(src, "rb") as fh:
-                yield from _read_stream(fh, str(src), mtime, on_bytes)
+                yield from _read_stream(fh, str(src), mtime, on_bytes, limits)
         return
-    raw = src.read_bytes()
+    try:
+        raw = _read_bounded(src, limits.max_document_bytes)
+    except LimitExceeded as exc:
+        on_bytes(src.stat().st_size)
+        yield Record(str(src), None, _head(src), error=str(exc), mtime=mtime, reason=exc.reason)
+        return
     on_bytes(len(raw))
     if name.endswith(".eval") or raw[:2] == b"PK":
         try:
-            doc = load_eval_zip(src)
-        except (AdapterError, OSError, orjson.JSONDecodeError) as exc:
+            doc = load_eval_zip(src, limits)
+        except (AdapterError, OSError, orjson.JSONDecodeError, LimitExceeded) as exc:
             yield Record(
-                str(src), None, _keep(raw), error=f"unreadable .eval archive: {exc}", mtime=mtime
+                str(src),
+                None,
+                _keep(raw),
+                error=f"unreadable .eval archive: {_why(exc)}",
+                mtime=mtime,
+                reason=_reason_of(exc),
             )
             return
         yield Record(str(src), None, None, doc=doc, mtime=mtime)
         return
     if name.endswith(".gz"):
         try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            yield Record(str(src), None, None, error=f"bad gzip data: {exc}", mtime=mtime)
+            raw = _inflate(raw, limits.max_document_bytes)
+        except LimitExceeded as exc:
+            yield Record(str(src), None, None, error=str(exc), mtime=mtime, reason=exc.reason)
             return
+        except _GZIP_ERRORS as exc:
+            yield Record(str(src), None, _keep(raw), error=f"bad gzip data: {exc}", mtime=mtime)
+            return
+    yield from _document(raw, str(src), mtime, limits, whole=name.endswith(WHOLE_DOCUMENT_SUFFIXES))
+
+
+def _document(
+    raw: bytes, source: str, mtime: datetime | None, limits: InputLimits, whole: bool = False
+) -> Iterator[Record]:
+    """One document's records: the document, or JSON values written one after another, or
+    (for a JSONL stream under another name) its lines; otherwise one broken record."""
     try:
-        yield Record(str(src), None, None, doc=_parse(raw), mtime=mtime)
+        yield Record(source, None, None, doc=_parse(raw, limits), mtime=mtime)
+        return
+    except LimitExceeded as exc:
+        yield Record(source, None, _keep(raw), error=str(exc), mtime=mtime, reason=exc.reason)
+        return
     except orjson.JSONDecodeError as exc:
-        if (docs := concatenated(raw)) is not None:
-            # JSON values one after another (the OTel console exporter's output): one document
-            yield Record(str(src), None, None, doc=docs, mtime=mtime)
-            return
-        # Perhaps a JSONL file with a .json name: read it line by line (its bad lines each
-        # quarantined) if most lines parse; a broken pretty-printed document, or a broken
-        # .traj, is one bad record, not one per line.
-        lines = [ln for ln in raw.splitlines() if ln.strip()]
-        if len(lines) > 1 and not name.endswith(WHOLE_DOCUMENT_SUFFIXES) and _mostly_json(lines):
-            yield from _read_stream(io.BytesIO(raw), str(src), mtime, lambda n: None)
-            return
-        yield Record(str(src), None, _keep(raw), error=f"invalid JSON: {exc}", mtime=mtime)
+        error = exc
+    if (docs := concatenated(raw, limits)) is not None:
+        # JSON values one after another (the OTel console exporter's output): one document
+        yield Record(source, None, None, doc=docs, mtime=mtime)
+        return
+    # Perhaps JSONL under a .json name or on stdin: read it line by line (its bad lines each
+    # quarantined) if most lines parse; a broken pretty-printed document, or a broken .traj,
+    # is one bad record, not one per line.
+    lines = [ln for ln in raw.splitlines() if ln.strip()]
+    if len(lines) > 1 and not whole and _mostly_json(lines):
+        yield from _read_stream(io.BytesIO(raw), source, mtime, lambda n: None, limits)
+        return
+    yield Record(source, None, _keep(raw), error=f"invalid JSON: {error}", mtime=mtime)
 
 
 WHOLE_DOCUMENT_SUFFIXES = (".traj", ".eval")  # never JSONL: broken, it is one broken record
@@ -268,11 +361,15 @@ def _mostly_json(lines: list[bytes]) -> bool:
     return ok * 2 > len(lines)
 
 
-def concatenated(raw: bytes) -> list[Any] | None:
+def concatenated(raw: bytes, limits: InputLimits | None = None) -> list[Any] | None:
     """Two or more JSON values written one after another, or None if that is not what it is."""
+    limits = limits or default_limits()
     try:
-        text = strip_blobs(raw).decode("utf-8")
+        stripped = strip_blobs(raw)
+        text = stripped.decode("utf-8")
     except UnicodeDecodeError:
+        return None
+    if json_depth_over(stripped, limits):
         return None
     decoder = json.JSONDecoder()
     docs: list[Any] = []
@@ -284,54 +381,160 @@ def concatenated(raw: bytes) -> list[Any] | None:
             break
         try:
             doc, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return None
         docs.append(doc)
     return docs if len(docs) > 1 and all(isinstance(d, dict) for d in docs) else None
 
 
+def json_depth_over(raw: bytes, limits: InputLimits) -> bool:
+    try:
+        check_depth(raw, limits)
+    except LimitExceeded:
+        return True
+    return False
+
+
+BOM = b"\xef\xbb\xbf"
+_DRAIN = 1 << 20
+
+
+def read_stdin(
+    fh: BinaryIO, on_bytes: Callable[[int], None], limits: InputLimits
+) -> Iterator[Record]:
+    """Standard input, read like a file: JSONL line by line when its first line is JSON,
+    otherwise buffered (up to the document limit) and read like a `.json` file would be, so
+    a bad first line or a byte-order mark costs that line, not the stream."""
+    first = fh.readline(limits.max_record_bytes + 1)
+    first = first.removeprefix(BOM)
+    while first and not first.strip():
+        on_bytes(len(first))
+        first = fh.readline(limits.max_record_bytes + 1)
+    if not first:
+        return  # empty input: nothing was sent, so nothing is recorded
+    head = [first]
+    if len(first) <= limits.max_record_bytes and not _parses(first):
+        size = len(first)
+        while size <= limits.max_document_bytes:
+            line = fh.readline(limits.max_record_bytes + 1)
+            if not line:  # all of it fits: read it as a document
+                raw = b"".join(head)
+                on_bytes(len(raw))
+                yield from _document(raw, "<stdin>", None, limits)
+                return
+            head.append(line)
+            size += len(line)
+    yield from _read_stream(
+        _Chained(head, fh), "<stdin>", None, on_bytes, limits, limits.max_stream_bytes
+    )
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+class _Chained:
+    """Lines already read, then the rest of the stream: `readline` as on a file."""
+
+    def __init__(self, head: list[bytes], rest: BinaryIO) -> None:
+        self.head, self.rest = head, rest
+
+    def readline(self, limit: int = -1) -> bytes:
+        if self.head:
+            return self.head.pop(0)
+        return self.rest.readline(limit)
+
+
 def _read_stream(
-    fh: BinaryIO,
+    fh: Any,
     source: str,
     mtime: datetime | None,
     on_bytes: Callable[[int], None],
-    sniff: bool = False,
+    limits: InputLimits,
+    max_total: int | None = None,
 ) -> Iterator[Record]:
-    if sniff:
-        # stdin: JSONL envelopes if the first line is a whole JSON object, else one document.
-        first = fh.readline()
+    """One record per line; a line past the record limit is kept (its head) and skipped to
+    its end without being held; a stream that breaks part-way keeps every line before the
+    break and quarantines the break itself."""
+    cap = limits.max_record_bytes
+    lineno = total = 0
+    while True:
         try:
-            orjson.loads(first)
-            is_lines = True
-        except orjson.JSONDecodeError:
-            is_lines = False
-        if not is_lines:
-            raw = first + fh.read()
-            on_bytes(len(raw))
-            try:
-                yield Record(source, None, None, doc=_parse(raw), mtime=mtime)
-            except orjson.JSONDecodeError as exc:
-                yield Record(source, None, _keep(raw), error=f"invalid JSON: {exc}", mtime=mtime)
+            line = fh.readline(cap + 1)
+            if lineno == 0:
+                line = line.removeprefix(BOM)
+            if not line:
+                return
+            lineno += 1
+            total += len(line)
+            on_bytes(len(line))
+            if len(line) > cap and not line.endswith(b"\n"):
+                size = len(line)
+                head = line[:RAW_KEEP_BYTES]
+                while not line.endswith(b"\n"):
+                    line = fh.readline(_DRAIN)
+                    if not line:
+                        break
+                    size += len(line)
+                    total += len(line)
+                    on_bytes(len(line))
+                yield Record(
+                    source,
+                    lineno,
+                    head,
+                    error=f"line of {size} bytes is over the {cap}-byte limit for one record "
+                    "(TRACEWATCH_LIMITS max_record_bytes); its first bytes are kept",
+                    mtime=mtime,
+                    reason="too_large",
+                )
+                continue
+        except _GZIP_ERRORS as exc:
+            yield Record(
+                source,
+                lineno + 1,
+                None,
+                error=f"bad gzip data after line {lineno}: {exc}; the lines before it are read",
+                mtime=mtime,
+            )
             return
-        lines: Iterator[bytes] = iter([first, *fh])
-    else:
-        lines = iter(fh)
-    for lineno, line in enumerate(lines, start=1):
-        on_bytes(len(line))
+        if max_total is not None and total > max_total:
+            yield Record(
+                source,
+                lineno,
+                None,
+                error=f"inflates past the {max_total}-byte limit for one stream "
+                "(TRACEWATCH_LIMITS max_stream_bytes); the lines before it are read",
+                mtime=mtime,
+                reason="too_large",
+            )
+            return
         if not line.strip():
             continue
         try:
-            yield Record(source, lineno, line, doc=_parse(line), mtime=mtime)
-        except orjson.JSONDecodeError as exc:
+            yield Record(source, lineno, line, doc=_parse(line, limits), mtime=mtime)
+        except (orjson.JSONDecodeError, LimitExceeded) as exc:
             yield Record(
-                source, lineno, _keep(line.rstrip(b"\n")), error=f"invalid JSON: {exc}", mtime=mtime
+                source,
+                lineno,
+                _keep(line.rstrip(b"\n")),
+                error=_why(exc),
+                mtime=mtime,
+                reason=_reason_of(exc),
             )
 
 
 def _reject(rec: Record, reason: str, error: str, adapter: str | None = None) -> Rejected:
     raw = rec.raw
     if raw is None and rec.doc is not None:
-        raw = _keep(orjson.dumps(rec.doc, default=str))
+        try:
+            raw = _keep(orjson.dumps(rec.doc, default=str))
+        except (TypeError, orjson.JSONEncodeError):
+            # past orjson's own nesting limit: the standard encoder has no such limit
+            raw = _keep(json.dumps(rec.doc, default=str).encode())
     return Rejected(rec.source, rec.line, adapter, reason, error, raw)
 
 
@@ -350,9 +553,29 @@ def _native(doc: dict[str, Any]) -> bool:
 def build_interactions(
     rec: Record, opts: IngestOptions, report: IngestReport
 ) -> tuple[list[Interaction], Rejected | None]:
-    """A record to interactions, or to exactly one rejection saying why."""
+    """A record to interactions, or to exactly one rejection saying why.
+
+    Whatever goes wrong inside, including what no adapter anticipated, ends as this record's
+    rejection: one record never stops the file, the stream or the server around it.
+    """
+    try:
+        return _build(rec, opts, report)
+    except LimitExceeded as exc:
+        return [], _reject(rec, exc.reason, str(exc))
+    except Exception as exc:
+        # the type and a bounded message only: the record itself is kept in the quarantine
+        msg = str(exc).splitlines()[0][:300] if str(exc) else ""
+        return [], _reject(
+            rec, "unreadable", f"cannot read this record: {type(exc).__name__}: {msg}"
+        )
+
+
+def _build(
+    rec: Record, opts: IngestOptions, report: IngestReport
+) -> tuple[list[Interaction], Rejected | None]:
     if rec.error is not None:
-        return [], _reject(rec, "invalid_json" if "JSON" in rec.error else "unreadable", rec.error)
+        reason = rec.reason or ("invalid_json" if "JSON" in rec.error else "unreadable")
+        return [], _reject(rec, reason, rec.error)
     doc = rec.doc
     envelope: Envelope | None = None
     if isinstance(doc, dict) and "trace" in doc and not _native(doc):
@@ -392,6 +615,8 @@ class _Refusal:
 def _parse_with(adapter: Adapter, doc: Any) -> list[ParsedTrace] | _Refusal:
     try:
         traces = list(adapter.parse(doc))
+    except LimitExceeded as exc:
+        return _Refusal(exc.reason, str(exc), adapter.name)
     except _PARSE_ERRORS as exc:
         if isinstance(exc, ValidationError):
             msg = describe_validation_error(exc)
@@ -467,6 +692,11 @@ def _interaction(
             f"account defaulted to '{DEFAULT_ACCOUNT}' (no envelope, no --account)"
         ] += 1
     started = own_time = (env.started_at if env else None) or trace.started_at
+    limits = default_limits()
+    check_time("started_at", started, limits)
+    check_time("ended_at", (env.ended_at if env else None) or trace.ended_at, limits)
+    for s in trace.steps:
+        check_time(f"steps[{s.index}].timestamp", s.timestamp, limits)
     if started is None and rec.mtime is not None:
         started = rec.mtime
         report.defaults_used["time from the file's modification time"] += 1

@@ -229,6 +229,9 @@ async def run_judge(
     results = await asyncio.gather(*(one(a, r) for a, r in todo))
     verdicts = [v for v in results if isinstance(v, Verdict)]
     report.failures = [v for v in results if isinstance(v, str)][:20]
+    for (agg, r), res in zip(todo, results, strict=True):
+        if isinstance(res, str):  # kept, so /readyz, /metrics and `stats` can say so
+            store.record_failure("judge", verdict_id(agg.aggregate_id, r.id, judge.name), res)
     report.failed = len(results) - len(verdicts)
     report.judged = len(verdicts)
     write_verdicts(store, verdicts)

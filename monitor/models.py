@@ -52,7 +52,10 @@ def _utc(value: datetime | None) -> datetime | None:
         # write them say nothing else, and guessing the host's zone would make ingestion
         # depend on where it runs.
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # year 9999 at a negative offset, year 1 at a positive one
+        raise ValueError(f"time {value.isoformat()} is out of range") from None
 
 
 def domain_of(url: str | None) -> str | None:

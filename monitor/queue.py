@@ -49,6 +49,13 @@ class WrongState(QueueError):
     """The case's state does not allow this transition (it was claimed or closed already)."""
 
 
+_VERB = {"claimed": "claim", "resolved": "resolve", "dismissed": "dismiss"}
+
+
+class NotOwner(WrongState):
+    """The case is claimed by another reviewer; taking it over needs force and a note."""
+
+
 class Case(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -381,7 +388,10 @@ class Queue:
         note: str | None,
         sets: dict[str, Any],
         hint: str,
+        force: bool = False,
     ) -> Case:
+        """Move a case; a case in review belongs to its reviewer, and another one acts on it
+        only with `force` and a note, both kept in the audit trail as a takeover."""
         now = datetime.now(UTC)
         with transaction(self.con):
             row = self.con.execute(
@@ -390,7 +400,8 @@ class Queue:
             if row is None:
                 raise UnknownCase(f"no case {case_id!r}; see `tracewatch queue list` for case ids")
             status, reviewer = row
-            if status not in allowed_from:
+            taken = bool(status == "in_review" and reviewer and actor and reviewer != actor)
+            if status not in allowed_from and not taken:
                 who = f" by {reviewer}" if reviewer and status == "in_review" else ""
                 raise WrongState(
                     f"case {case_id} is {status}{who}; {event} needs it to be "
@@ -398,6 +409,18 @@ class Queue:
                 )
             if not actor or not actor.strip():
                 raise QueueError("a reviewer name is required (--reviewer NAME)")
+            if taken and not force:
+                raise NotOwner(
+                    f"case {case_id} is in_review by {reviewer}; {actor} may {_VERB[event]} it "
+                    "only with --force and a --note saying why (kept in the audit trail)"
+                )
+            if taken and not (note and note.strip()):
+                raise QueueError("taking over another reviewer's case needs a note (--note TEXT)")
+            if taken:
+                self._event(
+                    case_id, actor, "taken_over", status, status,
+                    f"from {reviewer}: {note}", None, now,
+                )  # fmt: skip
             assignments = ", ".join(f"{k} = ?" for k in [*sets, "status", "updated_at"])
             self.con.execute(
                 f"UPDATE cases SET {assignments} WHERE case_id = ?",
@@ -406,7 +429,9 @@ class Queue:
             self._event(case_id, actor, event, status, to_status, note, None, now)
         return self.get(case_id)
 
-    def claim(self, case_id: str, reviewer: str, note: str | None = None) -> Case:
+    def claim(
+        self, case_id: str, reviewer: str, note: str | None = None, force: bool = False
+    ) -> Case:
         return self._transition(
             case_id,
             ("open",),
@@ -416,16 +441,26 @@ class Queue:
             note,
             {"reviewer": reviewer},
             "Closed cases stay closed; a claimed one is already being worked.",
+            force,
         )
 
-    def resolve(self, case_id: str, action: str, note: str, reviewer: str | None = None) -> Case:
+    def resolve(
+        self,
+        case_id: str,
+        action: str,
+        note: str,
+        reviewer: str | None = None,
+        force: bool = False,
+    ) -> Case:
         if action not in ACTIONS:
             raise QueueError(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
         to_status = "dismissed" if action == "none" else "actioned"
-        return self._close(case_id, to_status, action, "resolved", note, reviewer)
+        return self._close(case_id, to_status, action, "resolved", note, reviewer, force)
 
-    def dismiss(self, case_id: str, note: str, reviewer: str | None = None) -> Case:
-        return self._close(case_id, "dismissed", "none", "dismissed", note, reviewer)
+    def dismiss(
+        self, case_id: str, note: str, reviewer: str | None = None, force: bool = False
+    ) -> Case:
+        return self._close(case_id, "dismissed", "none", "dismissed", note, reviewer, force)
 
     def _close(
         self,
@@ -435,6 +470,7 @@ class Queue:
         event: str,
         note: str,
         reviewer: str | None,
+        force: bool = False,
     ) -> Case:
         if not note or not note.strip():
             raise QueueError("a note is required: say why (--note TEXT)")
@@ -448,6 +484,7 @@ class Queue:
             note,
             {"action": action, "note": note, "closed_at": datetime.now(UTC), "reviewer": actor},
             f"Claim it first: tracewatch queue claim {case_id} --reviewer NAME.",
+            force,
         )
 
     def export(self) -> list[dict[str, Any]]:

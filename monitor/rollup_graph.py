@@ -167,6 +167,17 @@ def _digest_of(f: RollupFacets) -> dict[str, Any]:
     }
 
 
+def _partial_row(u: dict[str, Any], text: RollupText, facets: RollupFacets) -> dict[str, Any]:
+    keys = ("partial_id", "aggregate_id", "input_hash", "level", "chunk", "members")
+    return {
+        **{k: u[k] for k in keys},
+        "text": text.text,
+        "facets": facets.model_dump_json(),
+        "tokens_in": text.tokens_in,
+        "tokens_out": text.tokens_out,
+    }
+
+
 def _label(start: datetime, size: str) -> str:
     fmt = "%Y-%m-%d" if size not in ("1h", "6h") else "%Y-%m-%d %H:%M"
     return f"{start.strftime(fmt)} ({size})"
@@ -353,6 +364,15 @@ def build(ctx: RollupContext) -> StateGraph:
             loaded.update(rs.load_members(kind, refs))
 
         async def one(u: dict[str, Any]) -> dict[str, Any]:
+            try:
+                return await reduce_unit(u)
+            except Exception as exc:  # one unit never stops the pass: recorded and skipped
+                reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+                rs.store.record_failure("rollup", u["partial_id"], reason)
+                failed = RollupText(text=f"[rollup of {len(u['members'])} items failed: {reason}]")
+                return _partial_row(u, failed, RollupFacets())
+
+        async def reduce_unit(u: dict[str, Any]) -> dict[str, Any]:
             nonlocal model_failures
             members = [loaded[m] for m in u["members"] if m in loaded]
             facets = RollupFacets.merge([m.facets for m in members])
@@ -376,18 +396,7 @@ def build(ctx: RollupContext) -> StateGraph:
                         text=f"[model summary failed: {reason}; computed summary follows] "
                         + (ctx.summarizer.redactor.redact(template_text(request)) or "")
                     )
-            return {
-                "partial_id": u["partial_id"],
-                "aggregate_id": u["aggregate_id"],
-                "input_hash": u["input_hash"],
-                "level": u["level"],
-                "chunk": u["chunk"],
-                "members": u["members"],
-                "text": text.text,
-                "facets": facets.model_dump_json(),
-                "tokens_in": text.tokens_in,
-                "tokens_out": text.tokens_out,
-            }
+            return _partial_row(u, text, facets)
 
         rows = await asyncio.gather(*(one(u) for u in units))
         rs.write_partials(rows)

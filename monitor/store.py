@@ -317,6 +317,36 @@ MIGRATIONS.append(
         ],
     )
 )
+MIGRATIONS.append(
+    (
+        7,
+        "pending spans keyed by sender as well as trace, and per-item processing failures",
+        [
+            """CREATE TABLE pending_spans_v7 (
+                sender VARCHAR NOT NULL,
+                trace_id VARCHAR NOT NULL,
+                span_id VARCHAR NOT NULL,
+                is_root BOOLEAN NOT NULL,
+                received_at TIMESTAMPTZ NOT NULL,
+                resource JSON,
+                scope JSON,
+                span JSON NOT NULL,
+                PRIMARY KEY (sender, trace_id, span_id)
+            )""",
+            "INSERT INTO pending_spans_v7 SELECT sender, trace_id, span_id, is_root,"
+            " received_at, resource, scope, span FROM pending_spans",
+            "DROP TABLE pending_spans",
+            "ALTER TABLE pending_spans_v7 RENAME TO pending_spans",
+            """CREATE TABLE processing_failures (
+                stage VARCHAR NOT NULL,
+                item VARCHAR NOT NULL,
+                reason VARCHAR NOT NULL,
+                failed_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (stage, item)
+            )""",
+        ],
+    )
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -402,15 +432,27 @@ _QUARANTINE_SCHEMA = pa.schema(
 )
 
 
-def _conflict(item: tuple[Interaction, str | None, int | None], stored_hash: str) -> Rejected:
+def _conflict(
+    item: tuple[Interaction, str | None, int | None], stored_hash: str, stored_account: str
+) -> Rejected:
     inter, source_file, line = item
+    if stored_hash != inter.content_hash:
+        why = (
+            f"interaction_id {inter.interaction_id!r} is already stored with different content "
+            f"(stored content hash {stored_hash[:12]}, this one {inter.content_hash[:12]})"
+        )
+    else:
+        why = (
+            f"interaction_id {inter.interaction_id!r} is already stored under another account "
+            f"({stored_account!r}; this one is {inter.account_id!r}): the same id from two "
+            "accounts is kept here for a reviewer, not dropped as a duplicate"
+        )
     return Rejected(
         source_file,
         line,
         inter.source_format,
         "conflicting_duplicate",
-        f"interaction_id {inter.interaction_id!r} is already stored with different content "
-        f"(stored content hash {stored_hash[:12]}, this one {inter.content_hash[:12]})",
+        why,
         orjson.dumps(inter.model_dump(mode="json")),
     )
 
@@ -433,6 +475,33 @@ def _str(value: Any) -> str | None:
     return s
 
 
+DUCKDB_MAGIC = b"DUCK"  # at byte 8 of every DuckDB database file
+
+
+def is_database_file(path: Path) -> bool:
+    """Whether `path` is a DuckDB database (by its header, not its name)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(12)[8:12] == DUCKDB_MAGIC
+    except OSError:
+        return False
+
+
+def check_database_path(path: Path) -> None:
+    """--db must name a DuckDB file or a path that does not exist yet. DuckDB reads some other
+    files (a .json, a .csv) as a database without complaint, and writes then go nowhere."""
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise StoreError(f"{path}: is a directory, not a database file; name a file in it")
+    if path.stat().st_size and not is_database_file(path):
+        raise StoreError(
+            f"{path}: cannot open the database: the file exists and is not a DuckDB database; "
+            "refusing to open it so that nothing is written into, or lost beside, another "
+            "file. Name a new path or an existing tracewatch database."
+        )
+
+
 class Store:
     """One DuckDB file. Open it, use it, close it (or use it as a context manager)."""
 
@@ -446,6 +515,8 @@ class Store:
                 "(tracewatch ingest PATH --db ...) or point --db / TRACEWATCH_DB at an "
                 "existing one."
             )
+        if self.path != ":memory:":
+            check_database_path(Path(self.path))
         try:
             self.con = duckdb.connect(self.path, read_only=read_only, config=duckdb_config())
         except duckdb.IOException as exc:
@@ -563,12 +634,13 @@ class Store:
                 {"interaction_id": pa.array([i[0].interaction_id for i in items], pa.string())}
             )
             self.con.register("_tw_ids", ids)
-            known = dict(
-                self.con.execute(
-                    "SELECT DISTINCT i.interaction_id, i.content_hash FROM interactions i "
-                    "JOIN _tw_ids b USING (interaction_id)"
+            known = {
+                iid: (chash, account)
+                for iid, chash, account in self.con.execute(
+                    "SELECT DISTINCT i.interaction_id, i.content_hash, i.account_id"
+                    " FROM interactions i JOIN _tw_ids b USING (interaction_id)"
                 ).fetchall()
-            )
+            }
             self.con.unregister("_tw_ids")
         new: list[tuple[Interaction, str | None, int | None]] = []
         conflicts = 0
@@ -576,12 +648,13 @@ class Store:
             inter = item[0]
             stored = known.get(inter.interaction_id)
             if stored is None:
-                known[inter.interaction_id] = inter.content_hash
+                known[inter.interaction_id] = (inter.content_hash, inter.account_id)
                 new.append(item)
-            elif stored != inter.content_hash:
-                # Same id, different content: dropping it as a duplicate would lose data.
+            elif stored != (inter.content_hash, inter.account_id):
+                # Same id, other content or another account: a duplicate is the same
+                # interaction of the same account, and dropping anything else would lose it.
                 conflicts += 1
-                rejected.append(_conflict(item, stored))
+                rejected.append(_conflict(item, *stored))
         if new:
             self._insert_interactions(new, now)
             self.guard.remember(i[0] for i in new)  # with them, in the same transaction
@@ -880,6 +953,26 @@ class Store:
                 "INSERT INTO summary_failures VALUES (?, ?, ?, ?, ?, ?)",
                 [(*f, now) for f in failures],
             )
+
+    def record_failure(self, stage: str, item: str, reason: str) -> None:
+        """One item of a processing stage (a rollup unit, a judgement) that failed and was
+        skipped; the pass went on. A later success does not clear it: it is history."""
+        self.con.execute(
+            "INSERT OR REPLACE INTO processing_failures VALUES (?, ?, ?, ?)",
+            [stage, item, reason[:500], datetime.now(UTC)],
+        )
+
+    def failure_counts(self) -> dict[str, int]:
+        """Failed items per stage: summaries (per interaction content), rollup units, verdicts."""
+        counts = dict(
+            self.con.execute(
+                "SELECT stage, count(*) FROM processing_failures GROUP BY 1"
+            ).fetchall()
+        )
+        summ = self.con.execute("SELECT count(*) FROM summary_failures").fetchall()[0][0]
+        if summ:
+            counts["summarize"] = int(summ)
+        return {k: int(v) for k, v in sorted(counts.items())}
 
     def summaries_for(self, backend: str | None = None) -> list[dict[str, Any]]:
         """Every stored summary with the interactions it covers (for reports and tests)."""

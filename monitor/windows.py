@@ -58,11 +58,15 @@ def bucket_end(start: datetime, seconds: int) -> datetime:
 def parse_when(value: str) -> datetime:
     """An ISO date or timestamp (naive means UTC), or a span back from now such as 7d."""
     if _DURATION.match(value):
-        return datetime.now(UTC) - timedelta(seconds=span_seconds(value))
+        try:
+            return datetime.now(UTC) - timedelta(seconds=span_seconds(value))
+        except OverflowError:
+            raise WindowError(f"the span {value!r} reaches back past year 1") from None
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise WindowError(
             f"cannot read the time {value!r}; write 2026-10-05, 2026-10-05T12:00:00Z or 7d"
         ) from None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return dt

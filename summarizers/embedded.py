@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from tracewatch.monitor.models import Interaction
 from tracewatch.summarizers.base import Summarizer
+from tracewatch.summarizers.budget import within_budget
 from tracewatch.summarizers.facets import extract, template_text
 from tracewatch.summarizers.models import Summary
 from tracewatch.summarizers.secrets import scoped
@@ -23,6 +24,7 @@ class EmbeddedSummarizer(Summarizer):
         return self.summarize_sync(interaction)
 
     def summarize_sync(self, interaction: Interaction) -> Summary:
+        interaction = within_budget(interaction)
         redactor = scoped(self.redactor, interaction)  # its secrets, collected once
         facets = extract(interaction, redactor)
         return Summary(

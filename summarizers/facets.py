@@ -116,7 +116,7 @@ _URGENCY = re.compile(
     r"immediately|unusual (sign-?in|activity)|final notice)\b",
     re.I,
 )
-_LINK = re.compile(r"(https?://|www\.|\b[\w-]+\.(example|com|net|org|io|co)(/|\b))", re.I)
+_LINK = re.compile(r"(https?://|www\.|(?<![\w-])[\w-]++\.(example|com|net|org|io|co)(/|\b))", re.I)
 _CLAIMS_OFFICIAL = re.compile(
     r"\b(on behalf of|this is|we are|from|sincerely,?|regards,?)\s+(the\s+)?[A-Z][\w&.-]*"
     r"(\s+[A-Z][\w&.-]*){0,2}\s+(security|fraud|support|billing|compliance|account|IT|HR|payroll)"

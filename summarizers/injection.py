@@ -22,9 +22,12 @@ from tracewatch.monitor.models import Step, StepKind
 
 # How far after the start of the planted text its identifiers are read.
 WINDOW = 1200
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Each pattern starts only where the run of its characters starts (a lookbehind), and its
+# runs are possessive, so a megabyte-long word is scanned once, not once per position.
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]++@[\w-]++(?:\.[\w-]++)+")
 _HOST = re.compile(
-    r"\b(?:https?://)?((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,12})(?:[/:][^\s'\"<>)]*)?",
+    r"(?<![a-z0-9.-])(?:https?://)?((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,12})"
+    r"(?:[/:][^\s'\"<>)]*+)?",
     re.I,
 )
 _ACCOUNT = re.compile(r"\b[A-Z]{2}\d{2}[A-Z0-9]{8,30}\b")  # IBAN-shaped

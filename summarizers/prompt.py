@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tracewatch.monitor.models import Actor, Interaction, Step, StepKind
+from tracewatch.summarizers.budget import within_budget
 from tracewatch.summarizers.models import Transaction
 from tracewatch.summarizers.redaction import Redactor
 from tracewatch.summarizers.secrets import scoped
@@ -115,6 +116,7 @@ def render_trace(inter: Interaction, redactor: Redactor, budget_tokens: int) -> 
     list is elided. The task (first user message) and the outcome (last agent message) are
     always kept, because they are what a summary is about.
     """
+    inter = within_budget(inter)
     redactor = scoped(redactor, inter)
     budget = budget_tokens * CHARS_PER_TOKEN
     header = (

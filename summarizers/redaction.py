@@ -14,6 +14,7 @@ import hmac
 import os
 import re
 import secrets
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -76,11 +77,35 @@ def load_key(db_path: str | None = None) -> bytes:
         return secrets.token_bytes(32)
     key_file = Path(f"{db_path}.key")
     if key_file.exists():
-        return key_file.read_bytes()
-    key = secrets.token_hex(32).encode()
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
+        key = key_file.read_bytes()
+        if key:
+            return key
+        # Empty: a crash between create and write under an older version. No pseudonym can
+        # have been made with an empty key (the Redactor refuses one), so it is replaced.
+    return _write_key(key_file, secrets.token_hex(32).encode())
+
+
+def _write_key(key_file: Path, key: bytes) -> bytes:
+    """Write the key so that the file is either absent or whole: a 0600 temporary file,
+    fsynced, then renamed over the name. If another process won the race, its key is used."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{key_file.name}.", dir=key_file.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if key_file.exists() and key_file.stat().st_size:
+            return key_file.read_bytes()  # another process wrote it meanwhile
+        os.replace(tmp, key_file)
+        dir_fd = os.open(key_file.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return key
 
 

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, Field
 
+from tracewatch.monitor.limits import LimitExceeded
 from tracewatch.monitor.models import Actor, Attachment, Step, StepKind, domain_of
 from tracewatch.trace_adapters.blobs import as_attachment, scrub
 
@@ -284,7 +285,12 @@ def ts_from_epoch(value: Any) -> datetime | None:
         num /= 1e6
     elif num > 1e11:
         num /= 1e3
-    return datetime.fromtimestamp(num, tz=UTC)
+    try:
+        return datetime.fromtimestamp(num, tz=UTC)
+    except (OverflowError, OSError, ValueError):  # 1e30 ns, inf, nan: no clock says that
+        raise LimitExceeded(
+            "time_out_of_range", f"epoch time {value!r} is out of any representable range"
+        ) from None
 
 
 def ts_from_iso(value: Any) -> datetime | None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from tracewatch.monitor.limits import InputLimits, LimitExceeded, check_depth, default_limits
 from tracewatch.trace_adapters.base import (
     Adapter,
     AdapterError,
@@ -46,18 +48,28 @@ def resolve_attachments(value: Any, attachments: dict[str, str]) -> Any:
 
 
 ZIP_ZSTD = 93  # the ZIP method number of Zstandard, which recent Inspect writes
-MEMBER_MAX_BYTES = 1 << 30  # a member that inflates past this is refused, not read
 
 
-def read_member(zf: zipfile.ZipFile, name: str) -> bytes:
-    """One member's bytes, Zstandard members included (Python 3.11's zipfile has no method 93).
-
-    A Zstandard member is read from its local header and inflated by `zstandard`, with the
-    output bounded so a member that claims little and inflates to gigabytes is refused.
-    """
+def read_member(zf: zipfile.ZipFile, name: str, limit: int = 1 << 30) -> bytes:
+    """One member's bytes, inflated no further than `limit` (a member that claims little and
+    inflates to gigabytes is refused having held at most `limit` bytes), Zstandard members
+    included (Python 3.11's zipfile has no method 93)."""
     info = zf.getinfo(name)
     if info.compress_type != ZIP_ZSTD:
-        return zf.read(name)
+        with zf.open(name) as fh:
+            data = fh.read(limit + 1)
+    else:
+        data = _read_zstd(zf, info, name, limit)
+    if len(data) > limit:
+        raise LimitExceeded(
+            "too_large",
+            f"{name}: inflates past the {limit}-byte limit for one member "
+            "(TRACEWATCH_LIMITS max_document_bytes)",
+        )
+    return data
+
+
+def _read_zstd(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limit: int) -> bytes:
     import zstandard
 
     fp = zf.fp
@@ -73,32 +85,61 @@ def read_member(zf: zipfile.ZipFile, name: str) -> bytes:
     compressed = fp.read(info.compress_size)
     try:
         with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(compressed)) as reader:
-            data = reader.read(MEMBER_MAX_BYTES + 1)
+            return reader.read(limit + 1)
     except zstandard.ZstdError as exc:
         raise AdapterError(f"{name}: bad Zstandard data ({exc})") from exc
-    if len(data) > MEMBER_MAX_BYTES:
-        raise AdapterError(f"{name}: inflates past {MEMBER_MAX_BYTES} bytes")
-    return data
 
 
-def load_eval_zip(path: Path) -> dict[str, Any]:
-    """The `.eval` container as the same dict shape as a `.json` EvalLog."""
+def load_eval_zip(path: Path, limits: InputLimits | None = None) -> dict[str, Any]:
+    """The `.eval` container as the same dict shape as a `.json` EvalLog, read within the
+    limits on members, inflated bytes per member and per archive, and nesting."""
+    limits = limits or default_limits()
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
+            if len(names) > limits.max_members:
+                raise LimitExceeded(
+                    "too_large",
+                    f"{path.name}: {len(names)} members is over the limit of "
+                    f"{limits.max_members} (TRACEWATCH_LIMITS max_members)",
+                )
             if "header.json" not in names and "_journal/start.json" not in names:
                 raise AdapterError(
                     f"{path.name}: ZIP without header.json: not an Inspect .eval log"
                 )
             header_name = "header.json" if "header.json" in names else "_journal/start.json"
-            log = orjson.loads(read_member(zf, header_name))
-            samples = []
-            for name in sorted(
-                n for n in names if n.startswith("samples/") and n.endswith(".json")
-            ):
-                samples.append(orjson.loads(strip_blobs(read_member(zf, name))))
+            total = 0
+
+            def member(name: str) -> Any:
+                nonlocal total
+                inflated = read_member(zf, name, limits.max_document_bytes)
+                total += len(inflated)
+                if total > limits.max_archive_bytes:
+                    raise LimitExceeded(
+                        "too_large",
+                        f"{path.name}: inflates past the {limits.max_archive_bytes}-byte limit "
+                        "for one archive (TRACEWATCH_LIMITS max_archive_bytes)",
+                    )
+                raw = strip_blobs(inflated)
+                value = orjson.loads(raw)
+                check_depth(raw, limits)
+                return value
+
+            log = member(header_name)
+            if not isinstance(log, dict):
+                raise AdapterError(
+                    f"{header_name}: expected a JSON object, found {type(log).__name__}"
+                )
+            samples = [
+                member(name)
+                for name in sorted(
+                    n for n in names if n.startswith("samples/") and n.endswith(".json")
+                )
+            ]
     except zipfile.BadZipFile as exc:
         raise AdapterError(f"{path.name}: not a valid ZIP ({exc})") from exc
+    except (zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise AdapterError(f"{path.name}: cannot inflate a member ({exc})") from exc
     log["samples"] = samples
     return log
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from tracewatch.monitor.ingest import Record, _keep
+from tracewatch.monitor.ingest import Record, _keep, _parse, _why, json_depth_over
+from tracewatch.monitor.limits import LimitExceeded, default_limits, value_depth
 from tracewatch.monitor.server.auth import AuthError, verify_bearer, verify_webhook
 from tracewatch.monitor.server.config import ServeConfig
 from tracewatch.monitor.server.inbox import Built, Delivery, Inbox, build
@@ -149,22 +151,48 @@ async def read_body(request: Request, cap: int) -> bytes:
     encoding = request.headers.get("content-encoding", "").lower()
     if encoding in ("gzip", "deflate"):
         try:
-            d = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
-            body = d.decompress(body, cap + 1)
+            body = inflate(body, cap, gzip=encoding == "gzip")
         except zlib.error as exc:
             raise Refusal(
                 400, "bad_encoding", f"cannot {encoding}-decode the body: {exc}"
             ) from None
-        if len(body) > cap or d.unconsumed_tail:
-            raise Refusal(413, "too_large", f"decompressed body is over the {cap}-byte cap")
+        except OverflowError:
+            raise Refusal(
+                413, "too_large", f"decompressed body is over the {cap}-byte cap"
+            ) from None
     elif encoding not in ("", "identity"):
         raise Refusal(415, "bad_encoding", f"unsupported content-encoding {encoding!r}")
     return body
 
 
+def inflate(body: bytes, cap: int, gzip: bool) -> bytes:
+    """Every member of a gzip body (RFC 1952 lets a body be several, one after another), or a
+    deflate body, never holding more than `cap` inflated bytes; past it, OverflowError."""
+    out: list[bytes] = []
+    n = 0
+    rest = body
+    while True:
+        d = zlib.decompressobj(wbits=31 if gzip else 15)
+        chunk = d.decompress(rest, cap + 1 - n)
+        n += len(chunk)
+        out.append(chunk)
+        if n > cap or d.unconsumed_tail:
+            raise OverflowError
+        if not d.eof:
+            raise zlib.error("the compressed body ends early (truncated)")
+        rest = d.unused_data
+        if not gzip or not rest.strip(b"\x00"):  # trailing zero padding is allowed
+            return b"".join(out)
+
+
 def webhook_records(body: bytes, webhook_id: str) -> list[Record]:
-    """One envelope, a JSON array of them, or NDJSON; anything else is one unreadable record."""
+    """One envelope, a JSON array of them, or NDJSON; anything else is one unreadable record.
+
+    Each record is checked against the input limits on its own, so one too deep or too large
+    is quarantined (400 naming it) while the others are stored.
+    """
     source = f"webhook:{webhook_id}"
+    limits = default_limits()
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -174,13 +202,52 @@ def webhook_records(body: bytes, webhook_id: str) -> list[Record]:
         out = []
         for n, line in enumerate(lines, 1):
             try:
-                out.append(Record(source, n, None, doc=orjson.loads(line)))
-            except orjson.JSONDecodeError as e:
-                out.append(Record(source, n, _keep(line), error=f"line {n} is not JSON: {e}"))
+                out.append(Record(source, n, line, doc=_parse(line, limits)))
+            except (orjson.JSONDecodeError, LimitExceeded) as e:
+                out.append(
+                    Record(
+                        source,
+                        n,
+                        _keep(line),
+                        error=f"line {n}: {_why(e)}",
+                        reason=e.reason if isinstance(e, LimitExceeded) else None,
+                    )
+                )
         return out
-    if isinstance(doc, list):
-        return [Record(source, n, None, doc=item) for n, item in enumerate(doc, 1)]
-    return [Record(source, 1, None, doc=doc)]
+    items = doc if isinstance(doc, list) else [doc]
+    deep = json_depth_over(body, limits)
+    out = []
+    for n, item in enumerate(items, 1):
+        if deep and value_depth(item, limits.max_depth) > limits.max_depth:
+            # kept with the whole body (the only bytes it has), named by its place in it
+            out.append(
+                Record(
+                    source,
+                    n,
+                    _keep(body),
+                    error=f"record {n} is nested past the limit of {limits.max_depth} levels "
+                    "(TRACEWATCH_LIMITS max_depth)",
+                    reason="too_deep",
+                )
+            )
+        elif len(body) > limits.max_record_bytes and len(items) > 1 and _too_large(item, limits):
+            out.append(
+                Record(
+                    source,
+                    n,
+                    _keep(body),
+                    error=f"record {n} is over the {limits.max_record_bytes}-byte limit for "
+                    "one record (TRACEWATCH_LIMITS max_record_bytes)",
+                    reason="too_large",
+                )
+            )
+        else:
+            out.append(Record(source, n, None, doc=item))
+    return out
+
+
+def _too_large(item: Any, limits: Any) -> bool:
+    return len(orjson.dumps(item, default=str)) > limits.max_record_bytes
 
 
 def create_app(config: ServeConfig) -> FastAPI:
@@ -339,6 +406,11 @@ def create_app(config: ServeConfig) -> FastAPI:
             "ready": not problems,
             "problems": problems,
             "backlog": server.worker.backlog,
+            "lag_s": round(server.worker.lag_s, 1),
+            "failed_items": server.worker.failures,
+            "last_pass_age_s": (
+                round(time.time() - server.worker.last_pass, 1) if server.worker.last_pass else None
+            ),
             "db": config.db,
         }
         return JSONResponse(body, status_code=200 if not problems else 503)

@@ -147,9 +147,9 @@ class Inbox:
         now = datetime.now(UTC)
         table = pa.table(
             {
+                "sender": [sender] * len(rows),
                 "trace_id": [r.trace_id for r in rows],
                 "span_id": [r.span_id for r in rows],
-                "sender": [sender] * len(rows),
                 "is_root": [r.is_root for r in rows],
                 "received_at": pa.array([now] * len(rows), pa.timestamp("us", tz="UTC")),
                 "resource": [orjson.dumps(r.resource).decode() for r in rows],
@@ -164,7 +164,7 @@ class Inbox:
                 before = self.con.execute("SELECT count(*) FROM pending_spans").fetchall()[0][0]
                 self.con.execute(
                     "INSERT OR IGNORE INTO pending_spans SELECT DISTINCT ON (trace_id, span_id)"
-                    " trace_id, span_id, sender, is_root, received_at, resource::JSON,"
+                    " sender, trace_id, span_id, is_root, received_at, resource::JSON,"
                     " scope::JSON, span::JSON FROM _tw_spans"
                 )
                 after = self.con.execute("SELECT count(*) FROM pending_spans").fetchall()[0][0]
@@ -183,8 +183,10 @@ class Inbox:
         nothing arrived for `idle_s`: a trace whose root never comes is still kept.
         """
         now = now or datetime.now(UTC)
+        # A trace is one sender's: another sender's spans with the same trace id are another
+        # trace, so no sender can add steps to (or complete) someone else's interaction.
         ready = self.con.execute(
-            "SELECT trace_id, any_value(sender) FROM pending_spans GROUP BY trace_id"
+            "SELECT sender, trace_id FROM pending_spans GROUP BY sender, trace_id"
             " HAVING (bool_or(is_root) AND max(received_at) <= ?) OR max(received_at) <= ?"
             " ORDER BY min(received_at) LIMIT 500",
             [now - timedelta(seconds=ROOT_GRACE_S), now - timedelta(seconds=idle_s)],
@@ -192,11 +194,11 @@ class Inbox:
         if not ready:
             return 0, 0, 0
         records = []
-        for trace_id, sender in ready:
+        for sender, trace_id in ready:
             spans = self.con.execute(
-                "SELECT resource, scope, span FROM pending_spans WHERE trace_id = ?"
+                "SELECT resource, scope, span FROM pending_spans WHERE sender = ? AND trace_id = ?"
                 " ORDER BY received_at, span_id",
-                [trace_id],
+                [sender, trace_id],
             ).fetchall()
             doc = assemble(spans)
             account = identity(doc, identity_keys) or f"sender:{sender}"
@@ -205,14 +207,16 @@ class Inbox:
                 Record(source=f"otlp:{sender}:{trace_id}", line=None, raw=None, doc=envelope)
             )
         built = build(records)
-        ids = [t for t, _ in ready]
+        keys = [f"{s}\x1f{t}" for s, t in ready]
 
         def work() -> tuple[int, int, int]:
             res = self.store.write_batch_in_transaction(built.items, built.rejected)
             self.con.execute(
-                "DELETE FROM pending_spans WHERE trace_id IN (SELECT unnest(?))", [ids]
+                "DELETE FROM pending_spans WHERE sender || chr(31) || trace_id"
+                " IN (SELECT unnest(?))",
+                [keys],
             )
-            return len(ids), res.inserted, len(built.rejected) + res.conflicts
+            return len(keys), res.inserted, len(built.rejected) + res.conflicts
 
         return self._tx(work)
 

@@ -63,3 +63,15 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        self.failures = Gauge(
+            "tracewatch_processing_failures",
+            "items a background stage failed on and skipped, by stage (whole database)",
+            ["stage"],
+            registry=r,
+        )
+        self.stage_errors = Gauge(
+            "tracewatch_worker_stage_failing",
+            "1 while the last pass of a background stage failed as a whole",
+            ["stage"],
+            registry=r,
+        )

@@ -24,7 +24,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from tracewatch.monitor.queue import Queue, QueueError, UnknownCase, WrongState
+from tracewatch.monitor.queue import NotOwner, Queue, QueueError, UnknownCase, WrongState
 from tracewatch.monitor.reports import build
 from tracewatch.monitor.server.auth import AuthError, verify_bearer
 from tracewatch.monitor.store import Store
@@ -45,6 +45,7 @@ class Change(BaseModel):
     note: str | None = None
     action: str | None = None
     reviewer: str | None = None
+    force: bool = False
 
 
 class Readers:
@@ -95,6 +96,8 @@ def add_review_routes(
     def queue_refusal(exc: QueueError) -> Refusal:
         if isinstance(exc, UnknownCase):
             return Refusal(404, "not_found", str(exc))
+        if isinstance(exc, NotOwner):
+            return Refusal(403, "not_yours", str(exc))
         if isinstance(exc, WrongState):
             return Refusal(409, "refused", str(exc))
         return Refusal(400, "bad_request", str(exc))  # a malformed request
@@ -119,7 +122,7 @@ def add_review_routes(
         status: Annotated[list[str], Query()] = [],  # noqa: B006 (FastAPI copies defaults)
         rubric: Annotated[list[str], Query()] = [],  # noqa: B006
         account: str | None = None,
-        limit: Annotated[int | None, Query(ge=1)] = None,
+        limit: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
     ) -> Response:
         def fn(store: Store) -> dict[str, Any]:
             found = Queue(store).list(status, rubric, account, limit)
@@ -163,7 +166,7 @@ def add_review_routes(
                     "not_yours",
                     f"this key is reviewer {who!r}; it cannot act as {body.reviewer!r}",
                 )
-            kw: dict[str, Any] = {"reviewer": who, "note": body.note}
+            kw: dict[str, Any] = {"reviewer": who, "note": body.note, "force": body.force}
             if change == "resolve":
                 kw["action"] = body.action or ""
             elif body.action is not None:

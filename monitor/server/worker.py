@@ -45,6 +45,9 @@ class Worker:
         self.backlog = 0
         self.last_pass: float | None = None
         self.last_error: str | None = None
+        self.stage_errors: dict[str, str | None] = {}
+        self.failures: dict[str, int] = {}
+        self.lag_s = 0.0
         self._seen: datetime | None = None
         self._first = True
 
@@ -75,27 +78,41 @@ class Worker:
             judge = create_judge("signals", backend)
         try:
             while not self.stop.is_set():
-                try:
-                    await self.tick(backend, judge)
-                    self.last_error = None
-                    self.metrics.processed.labels("ok").inc()
-                except Exception as exc:  # keep serving; say what failed, try again next tick
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    self.metrics.processed.labels("error").inc()
-                    log.exception(
-                        "background pass failed; retrying in %ss", self.config.process_every_s
-                    )
+                await self.tick(backend, judge)
+                failing = {k: v for k, v in self.stage_errors.items() if v}
+                self.last_error = "; ".join(f"{k}: {v}" for k, v in failing.items()) or None
+                self.metrics.processed.labels("error" if failing else "ok").inc()
                 self.last_pass = time.time()
                 self.stop.wait(self.config.process_every_s)
         finally:
             if backend is not None:
                 await backend.aclose()
 
+    async def _stage(self, name: str, fn: Callable[[], Any]) -> Any:
+        """Run one stage; its failure is recorded and the next stage still runs, so a trace
+        that cannot be closed never stops what was already stored from being processed."""
+        try:
+            got = fn()
+            if asyncio.iscoroutine(got):
+                got = await got
+        except Exception as exc:  # keep serving; say what failed, try again next tick
+            self.stage_errors[name] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            self.metrics.stage_errors.labels(name).set(1)
+            log.exception("background stage %s failed; retrying next pass", name)
+            return None
+        self.stage_errors[name] = None
+        self.metrics.stage_errors.labels(name).set(0)
+        return got
+
     async def tick(self, backend: Any, judge: Any) -> None:
-        traces, stored, quarantined = self._write(
-            self.inbox.close_traces, self.config.trace_idle_s, self.config.identity_attributes
+        closed = await self._stage(
+            "assemble",
+            lambda: self._write(
+                self.inbox.close_traces, self.config.trace_idle_s, self.config.identity_attributes
+            ),
         )
-        if traces:
+        if closed and closed[0]:
+            traces, stored, quarantined = closed
             self.metrics.traces.inc(traces)
             self.metrics.accepted.labels("interaction").inc(stored)
             if quarantined:
@@ -103,15 +120,22 @@ class Worker:
             log.info(
                 "assembled %d trace(s): %d stored, %d quarantined", traces, stored, quarantined
             )
-        if backend is not None and self._changed():
-            await self.process(backend, judge)
+        if backend is not None and (self._changed() or self.stage_errors.get("process")):
+            await self._stage("process", lambda: self.process(backend, judge))
+        await self._stage("report", self._report)
+
+    def _report(self) -> None:
         waiting, spans, lag = self.inbox_backlog()
         self.backlog = waiting + spans
+        self.lag_s = lag
         self.metrics.queue_depth.labels("interactions").set(waiting)
         self.metrics.queue_depth.labels("spans").set(spans)
         self.metrics.lag.set(lag)
         for stage, n in catches(self.store.con).items():
             self.metrics.secrets_caught.labels(stage).set(n)
+        self.failures = self.store.failure_counts()
+        for stage, n in self.failures.items():
+            self.metrics.failures.labels(stage).set(n)
 
     def inbox_backlog(self) -> tuple[int, int, float]:
         return Inbox(self.store).backlog(self.config.summarizer)
