@@ -7,7 +7,7 @@ DEMO := demo
 VVENV := .venv-vllm
 VBIN := $(VVENV)/bin
 
-.PHONY: screenshots demo test test-fast test-vllm vllm-env venv lint bench bench-run bench-endpoint bench-ray bench-tokens results clean
+.PHONY: fuzz screenshots demo test test-fast test-vllm vllm-env venv lint bench bench-run bench-endpoint bench-ray bench-tokens results clean
 
 $(BIN)/tracewatch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ $(VBIN)/.ready: pyproject.toml | $(BIN)/tracewatch
 
 test-vllm: $(VBIN)/.ready
 	$(VBIN)/python -m pytest tests/vllm_real
+
+# The fuzz suite alone: thousands of broken and hostile records of every format through the
+# library, the real CLI and the real server (it also runs as part of `make test`).
+fuzz: venv
+	$(BIN)/python -m pytest -m fuzz tests/test_fuzz.py
 
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -18,7 +18,7 @@ from tracewatch.summarizers.secrets import scoped
 
 class EmbeddedSummarizer(Summarizer):
     name = "embedded"
-    prompt_version = "embedded-v5"
+    prompt_version = "embedded-v6"  # v6: texts cut to a budget, linear patterns
 
     async def summarize(self, interaction: Interaction) -> Summary:
         return self.summarize_sync(interaction)

@@ -19,7 +19,7 @@ from tracewatch.summarizers.models import Transaction
 from tracewatch.summarizers.redaction import Redactor
 from tracewatch.summarizers.secrets import scoped
 
-PROMPT_VERSION = "llm-v2"  # v2: secrets redacted by value before the trace is rendered
+PROMPT_VERSION = "llm-v3"  # v3: texts cut to a budget before reading; v2: secrets by value
 FENCE_OPEN = "<<<UNTRUSTED_TRACE_DATA"
 FENCE_CLOSE = "UNTRUSTED_TRACE_DATA>>>"
 # A token is about four characters of English or JSON; used to keep prompts under budget

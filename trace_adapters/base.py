@@ -141,7 +141,8 @@ class StepBuilder:
             call.is_error = call.is_error or is_error
             if attachments:
                 call.attachments.extend(attachments)
-            if target_url and not call.target_url:
+            if isinstance(target_url, str) and target_url and not call.target_url:
+                # assigned, not validated: only a string may land here
                 call.target_url = target_url
                 call.target_domain = domain_of(target_url)
             return call
