@@ -134,10 +134,16 @@ def test_one_sender_cannot_add_spans_to_another_senders_trace(tmp_path: Path) ->
             ("acme-key-1", "acme's own prompt", "a1" * 8, True),
             ("globex-key-2", "globex planted this", "b1" * 8, False),
         ):
+            body = spans(text, sid, root)
+            half = len(body) // 2  # as two gzip members (RFC 1952), split mid-document
             r = httpx.post(
                 srv.url + "/v1/traces",
-                content=spans(text, sid, root),
-                headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+                content=gzip.compress(body[:half]) + gzip.compress(body[half:]),
+                headers={
+                    "authorization": f"Bearer {key}",
+                    "content-type": "application/json",
+                    "content-encoding": "gzip",
+                },
             )
             assert r.status_code == 200, r.text
         assert wait_for(
@@ -151,6 +157,16 @@ def test_one_sender_cannot_add_spans_to_another_senders_trace(tmp_path: Path) ->
     assert len(got) == 2, got
     by_account = dict(got)
     assert "globex" not in by_account["sender:acme"] and "acme" not in by_account["sender:globex"]
+
+
+def test_serve_refuses_a_db_that_is_not_a_database(tmp_path: Path) -> None:
+    from hostile import tw
+
+    other = tmp_path / "traces.json"
+    other.write_bytes(b'{"not": "a database"}')
+    r = tw("serve", "--db", other, "--port", "1", env={"TRACEWATCH_WEBHOOK_SECRETS": SECRET})
+    assert r.returncode == 2 and b"not a DuckDB database" in r.stderr, r.stderr
+    assert other.read_bytes() == b'{"not": "a database"}'
 
 
 def test_claims_belong_to_their_reviewer(tmp_path: Path) -> None:
