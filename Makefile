@@ -7,7 +7,7 @@ DEMO := demo
 VVENV := .venv-vllm
 VBIN := $(VVENV)/bin
 
-.PHONY: fuzz screenshots demo test test-fast test-vllm vllm-env venv lint bench bench-run bench-endpoint bench-ray bench-tokens results clean
+.PHONY: bench-scale fuzz screenshots demo test test-fast test-vllm vllm-env venv lint bench bench-run bench-endpoint bench-ray bench-tokens results clean
 
 $(BIN)/tracewatch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +38,11 @@ test:
 
 vllm-env: $(VBIN)/.ready
 
+# One pytest worker per core (pytest-xdist), a test file per worker at a time: most tests
+# wait on a subprocess or a server, so two workers on two cores take about two thirds as long.
 test-fast: venv
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 $(VBIN)/.ready: pyproject.toml | $(BIN)/tracewatch
 	$(PYTHON) -m venv $(VVENV)
@@ -71,6 +73,11 @@ bench: venv
 # (about 10 minutes on 2 cores).
 bench-run: venv
 	$(BIN)/python bench/run_bench.py --sizes 5000,20000,100000
+
+# Scale over time at 5k, 20k and 100k: first run against a plain parse, peak RSS, a no-op
+# rerun and a tick of 1,000 new interactions on top (CORPUS=FILE for any JSONL corpus).
+bench-scale: venv
+	$(BIN)/python bench/scale_bench.py --sizes 5000,20000,100000 $(if $(CORPUS),--corpus $(CORPUS))
 
 # Summarizer throughput of an OpenAI-compatible endpoint:
 #   make bench-endpoint URL=http://127.0.0.1:8000/v1 MODEL=Qwen/Qwen2.5-7B-Instruct
