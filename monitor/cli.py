@@ -106,6 +106,16 @@ def _root(
     pass
 
 
+RereadOption = Annotated[
+    bool,
+    typer.Option(
+        "--reread",
+        help="Read every file whole again, even one whose bytes are as when it was last read "
+        "(by default such a file is skipped, and a grown .jsonl is read from where it ended).",
+    ),
+]
+
+
 @app.command("ingest")
 def ingest_cmd(
     paths: Annotated[
@@ -131,6 +141,7 @@ def ingest_cmd(
     db: DbOption = None,
     json: JsonOption = False,
     batch_size: Annotated[int, typer.Option(help="Interactions per transaction.", min=1)] = 500,
+    reread: RereadOption = False,
 ) -> None:
     """Read trace dumps into the store; every record is either stored or quarantined with a reason.
 
@@ -140,7 +151,7 @@ def ingest_cmd(
     Exit code 0 when everything was read or quarantined; 2 when a path or the database
     cannot be used.
     """
-    opts = IngestOptions(format=format, account=account, batch_size=batch_size)
+    opts = IngestOptions(format=format, account=account, batch_size=batch_size, reread=reread)
     try:
         total = input_size(paths)
     except PathError as exc:
@@ -180,7 +191,11 @@ def ingest_cmd(
     table = Table(title=f"ingested into {store.path}", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
-    table.add_row("files read", str(report.files))
+    table.add_row("files read", str(report.files - report.unchanged_files))
+    if report.unchanged_files:
+        table.add_row("files unchanged since last read (--reread)", str(report.unchanged_files))
+    if report.resumed_files:
+        table.add_row("files read from where they ended", str(report.resumed_files))
     table.add_row("records", str(report.records))
     table.add_row("interactions stored", f"[green]{report.inserted}[/]")
     table.add_row("duplicates skipped", str(report.duplicates))
@@ -592,6 +607,7 @@ def run_cmd(
     vllm_engine_args: EngineArgsOption = None,
     judge: JudgeOption = "signals",
     rubrics: RubricDirOption = None,
+    reread: RereadOption = False,
     db: DbOption = None,
     engine: Annotated[
         str,
@@ -673,7 +689,7 @@ def run_cmd(
     opts = _rollup_options(
         window=window, budget_tokens=budget_tokens, campaigns=campaigns, concurrency=concurrency
     )
-    iopts = IngestOptions(format=format, account=default_account)
+    iopts = IngestOptions(format=format, account=default_account, reread=reread)
     eargs = engine_args(vllm_engine_args)
     try:
         if engine == "ray" and "-" in paths:

@@ -20,9 +20,8 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable
 
-import igraph as ig
-import leidenalg
-from sklearn.feature_extraction.text import TfidfVectorizer
+# scikit-learn, igraph and leidenalg are imported where they are used: a run with no
+# campaign work to do (a rerun, a tick that changed no window) does not pay for loading them.
 
 LINK_BAR = 1.0  # a tie is an edge once its evidence adds up to this
 STRONG_ALONE = 2.0  # a tie this strong keeps an account in a group through one member
@@ -43,6 +42,8 @@ def narrative_ties(posts: dict[str, list[str]]) -> dict[tuple[str, str], float]:
         return {}
     docs = [" ".join(posts[a]) for a in accounts]
     try:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         vec = TfidfVectorizer(
             sublinear_tf=True,
             min_df=2,
@@ -95,6 +96,9 @@ def communities(weights: dict[tuple[str, str], float]) -> list[list[str]]:
         return []
     nodes = sorted({x for a, b, _ in edges for x in (a, b)})
     index = {n: i for i, n in enumerate(nodes)}
+    import igraph as ig
+    import leidenalg
+
     g = ig.Graph(n=len(nodes), edges=[(index[a], index[b]) for a, b, _ in edges])
     g.es["weight"] = [w for _, _, w in edges]
     part = leidenalg.find_partition(

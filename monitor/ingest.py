@@ -26,6 +26,9 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from tracewatch.monitor.envelope import Envelope, describe_validation_error
+from tracewatch.monitor.file_marks import FilePlan
+from tracewatch.monitor.file_marks import plan as plan_file
+from tracewatch.monitor.file_marks import remember as remember_file
 from tracewatch.monitor.limits import (
     InputLimits,
     LimitExceeded,
@@ -53,6 +56,7 @@ class IngestOptions(BaseModel):
     format: str | None = None
     account: str | None = None
     batch_size: int = 500
+    reread: bool = False  # read files again even where their bytes are as last read
 
 
 @dataclass
@@ -70,10 +74,14 @@ class IngestReport:
     format_hint_mismatches: Counter[str] = field(default_factory=Counter)
     defaults_used: Counter[str] = field(default_factory=Counter)
     skipped_files: list[str] = field(default_factory=list)
+    unchanged_files: int = 0
+    resumed_files: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "files": self.files,
+            "files_unchanged": self.unchanged_files,
+            "files_read_from_where_they_ended": self.resumed_files,
             "bytes": self.bytes,
             "records": self.records,
             "interactions": self.interactions,
@@ -263,8 +271,11 @@ def _inflate(raw: bytes, limit: int) -> bytes:
 _GZIP_ERRORS = (OSError, EOFError, zlib.error)
 
 
-def read_records(src: Path | str, on_bytes: Callable[[int], None]) -> Iterator[Record]:
-    """Records of one input. JSONL yields one per line; any other file is one document."""
+def read_records(
+    src: Path | str, on_bytes: Callable[[int], None], start: tuple[int, int] = (0, 0)
+) -> Iterator[Record]:
+    """Records of one input. JSONL yields one per line; any other file is one document.
+    `start` is (byte offset, lines before it) in a plain JSONL file read from part-way."""
     limits = default_limits()
     if src == "-":
         yield from read_stdin(sys.stdin.buffer, on_bytes, limits)
@@ -284,7 +295,8 @@ def read_records(src: Path | str, on_bytes: Callable[[int], None]) -> Iterator[R
             on_bytes(src.stat().st_size)
         else:
             with open(src, "rb") as fh:
-                yield from _read_stream(fh, str(src), mtime, on_bytes, limits)
+                fh.seek(start[0])
+                yield from _read_stream(fh, str(src), mtime, on_bytes, limits, first_line=start[1])
         return
     try:
         raw = _read_bounded(src, limits.max_document_bytes)
@@ -456,12 +468,14 @@ def _read_stream(
     on_bytes: Callable[[int], None],
     limits: InputLimits,
     max_total: int | None = None,
+    first_line: int = 0,
 ) -> Iterator[Record]:
     """One record per line; a line past the record limit is kept (its head) and skipped to
     its end without being held; a stream that breaks part-way keeps every line before the
     break and quarantines the break itself."""
     cap = limits.max_record_bytes
-    lineno = total = 0
+    lineno = first_line
+    total = 0
     while True:
         try:
             line = fh.readline(cap + 1)
@@ -748,12 +762,16 @@ def ingest(
     batch: list[tuple[Interaction, str | None, int | None]] = []
     rejected: list[Rejected] = []
 
+    marks: list[FilePlan] = []
+
     def flush() -> None:
-        if not batch and not rejected:
-            return
-        store_batch(store, batch, rejected, report)
-        batch.clear()
-        rejected.clear()
+        if batch or rejected:
+            store_batch(store, batch, rejected, report)
+            batch.clear()
+            rejected.clear()
+        for m in marks:
+            remember_file(store, m)
+        marks.clear()
 
     def count(n: int) -> None:
         report.bytes += n
@@ -762,13 +780,26 @@ def ingest(
     for src in inputs:
         report.files += 1
         on_file(str(src))
-        for item in adapt_input(src, opts, report, count):
+        mark: FilePlan | None = None
+        if isinstance(src, Path) and src.is_file():
+            mark = plan_file(store, src, opts.reread)
+            if mark.unchanged:  # every record of it is stored or quarantined already
+                report.unchanged_files += 1
+                count(mark.size)
+                continue
+            if mark.offset:
+                report.resumed_files += 1
+                count(mark.offset)
+        start = (mark.offset, mark.first_line) if mark else (0, 0)
+        for item in adapt_input(src, opts, report, count, start):
             if isinstance(item, Rejected):
                 rejected.append(item)
             else:
                 batch.append(item)
             if len(batch) >= opts.batch_size or len(rejected) >= opts.batch_size:
                 flush()
+        if mark is not None:
+            marks.append(mark)  # written once its records are
     flush()
     return report
 
@@ -794,13 +825,14 @@ def adapt_input(
     opts: IngestOptions,
     report: IngestReport,
     on_bytes: Callable[[int], None] = lambda n: None,
+    start: tuple[int, int] = (0, 0),
 ) -> Iterator[tuple[Interaction, str | None, int | None] | Rejected]:
     """One input's interactions (with source file and line) and rejections, in file order.
 
     The unit of work both engines share: `ingest` writes what it yields to the store, the Ray
     engine writes it to one Parquet file per input.
     """
-    for rec in read_records(src, on_bytes):
+    for rec in read_records(src, on_bytes, start):
         report.records += 1
         interactions, rej = build_interactions(rec, opts, report)
         if rej is not None:

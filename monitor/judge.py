@@ -9,6 +9,7 @@ hands the queue only verdicts that can change a case.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -64,6 +65,38 @@ class JudgeReport(BaseModel):
     tokens_in: int = 0
     tokens_out: int = 0
     seconds: float = 0.0
+
+
+def _inputs(
+    store: Store,
+    judge: Judge,
+    rubrics: list[Rubric],
+    thresholds: dict[str, Any],
+    kinds: list[str],
+    options: JudgeOptions,
+) -> tuple[str, str]:
+    """(what this judgement covers, a digest of everything its verdicts depend on): the
+    aggregates (their inputs, hence their population), the rubrics and their thresholds."""
+    scope = orjson.dumps(
+        {"kinds": kinds, "backend": options.backend, "model": options.model}
+    ).decode()
+    aggs = store.con.execute(
+        "SELECT md5(coalesce(string_agg(aggregate_id || ':' || input_hash, ','"
+        " ORDER BY aggregate_id), '')) FROM aggregates WHERE kind IN (SELECT unnest(?))"
+        " AND (? IS NULL OR backend = ?) AND (? IS NULL OR model = ?)",
+        [kinds, options.backend, options.backend, options.model, options.model],
+    ).fetchall()[0][0]
+    rules = orjson.dumps(
+        [[r.model_dump(mode="json"), thresholds[r.id][0]] for r in rubrics] + [judge.model, aggs]
+    )
+    return scope, hashlib.sha256(rules).hexdigest()
+
+
+def _last_inputs(store: Store, judge: str, scope: str) -> str | None:
+    rows = store.con.execute(
+        "SELECT digest FROM judge_inputs WHERE judge = ? AND scope = ?", [judge, scope]
+    ).fetchall()
+    return rows[0][0] if rows else None
 
 
 def read_aggregates(
@@ -196,10 +229,20 @@ async def run_judge(
     calibrations = calibrations if calibrations is not None else load_calibrations()
     report = JudgeReport(judge=judge.name, model=judge.model, rubrics=len(rubrics))
     kinds = sorted({k for r in rubrics for k in r.applies_to})
+    thresholds = {r.id: threshold_for(r, judge.name, calibrations) for r in rubrics}
+    scope, digest = _inputs(store, judge, rubrics, thresholds, kinds, options)
+    if not options.rejudge and _last_inputs(store, judge.name, scope) == digest:
+        # nothing a verdict is judged on moved since the last judgement: nothing to read
+        n = store.con.execute(
+            "SELECT count(*) FROM verdicts WHERE judge = ?", [judge.name]
+        ).fetchall()[0][0]
+        report.unchanged = int(n)
+        report.calibrated_rubrics = sum(1 for t in thresholds.values() if t[1] == "calibrated")
+        report.seconds = round(time.perf_counter() - t0, 2)
+        return report
     aggs = with_population(read_aggregates(store, kinds, options.backend, options.model))
     report.aggregates = len(aggs)
     stored = {} if options.rejudge else _stored(store, judge.name)
-    thresholds = {r.id: threshold_for(r, judge.name, calibrations) for r in rubrics}
     report.calibrated_rubrics = sum(1 for t in thresholds.values() if t[1] == "calibrated")
     todo: list[tuple[Aggregate, Rubric]] = []
     for agg in aggs:
@@ -247,6 +290,10 @@ async def run_judge(
             [judge.name, r.id, list(r.applies_to)],
         )
     report.queue = Queue(store).upsert(verdicts, actor=f"judge:{judge.name}")
+    if not report.failed:  # a failed judgement is tried again next time
+        store.con.execute(
+            "INSERT OR REPLACE INTO judge_inputs VALUES (?, ?, ?)", [judge.name, scope, digest]
+        )
     flagged = Counter(v.rubric_id for v in verdicts if v.flagged)
     report.flagged = sum(flagged.values())
     report.flagged_by_rubric = dict(sorted(flagged.items()))

@@ -371,6 +371,15 @@ class Queue:
 
     def _update(self, case_id: str, v: Verdict, now: datetime) -> None:
         cols = _from_verdict(v, now)
+        # A campaign's span grows with its windows: its key follows (the case id, made from
+        # the key it opened under, stays), so the case is found the same way a case opened
+        # on the grown campaign would be.
+        key = dedupe_key(v)
+        taken = self.con.execute(
+            "SELECT count(*) FROM cases WHERE dedupe_key = ? AND case_id <> ?", [key, case_id]
+        ).fetchall()[0][0]
+        if not taken:
+            cols["dedupe_key"] = key
         self.con.execute(
             f"UPDATE cases SET {', '.join(f'{k} = ?' for k in cols)} WHERE case_id = ?",
             [*cols.values(), case_id],

@@ -49,6 +49,11 @@ def _table(name_values: dict[str, Sequence[Any]]) -> pa.Table:
     return pa.table({k: pa.array(list(v), pa.string()) for k, v in name_values.items()})
 
 
+# Moves with any change to how campaigns are detected from the same window aggregates, so
+# that an upgrade detects them again instead of keeping what the old code found.
+CAMPAIGN_VERSION = "campaigns-v5"
+
+
 class RollupStore:
     """The rollup's view of a Store. Not thread-safe; the workflow uses it from one loop."""
 
@@ -103,6 +108,30 @@ class RollupStore:
             [kind, window_size, k.backend, k.model, k.rollup_prompt_version],
         ).fetchall()
         return dict(rows)
+
+    def campaign_inputs(self, window_size: str) -> tuple[str, str | None]:
+        """(digest of the account windows campaigns are detected on now, digest they were
+        last detected on): equal means the campaign step has nothing new to read."""
+        k = self.key
+        now = self.con.execute(
+            "SELECT md5(coalesce(string_agg(aggregate_id || ':' || input_hash, ','"
+            " ORDER BY aggregate_id), '')) FROM aggregates WHERE kind = 'account_window'"
+            " AND window_size = ? AND backend = ? AND model = ? AND prompt_version = ?",
+            [window_size, k.backend, k.model, k.rollup_prompt_version],
+        ).fetchall()[0][0]
+        last = self.con.execute(
+            "SELECT digest FROM campaign_inputs WHERE window_size = ? AND backend = ?"
+            " AND model = ? AND prompt_version = ?",
+            [window_size, k.backend, k.model, k.rollup_prompt_version],
+        ).fetchall()
+        return f"{CAMPAIGN_VERSION}:{now}", (last[0][0] if last else None)
+
+    def remember_campaign_inputs(self, window_size: str, digest_now: str) -> None:
+        k = self.key
+        self.con.execute(
+            "INSERT OR REPLACE INTO campaign_inputs VALUES (?, ?, ?, ?, ?)",
+            [window_size, k.backend, k.model, k.rollup_prompt_version, digest_now],
+        )
 
     def window_aggregates(self, window_size: str) -> list[tuple[str, str, datetime, str, int]]:
         """(aggregate id, account, window start, input hash, text length) of account windows."""

@@ -347,6 +347,39 @@ MIGRATIONS.append(
         ],
     )
 )
+MIGRATIONS.append(
+    (
+        8,
+        "files already read (an unchanged file is not read again, a grown one from where it "
+        "ended), and the inputs campaigns were last detected on and verdicts last judged on",
+        [
+            """CREATE TABLE ingested_files (
+                path VARCHAR PRIMARY KEY,
+                size BIGINT NOT NULL,
+                mtime_ns BIGINT NOT NULL,
+                sha256 VARCHAR NOT NULL,
+                complete_bytes BIGINT NOT NULL,
+                complete_sha256 VARCHAR NOT NULL,
+                lines BIGINT NOT NULL,
+                read_at TIMESTAMPTZ NOT NULL
+            )""",
+            """CREATE TABLE campaign_inputs (
+                window_size VARCHAR NOT NULL,
+                backend VARCHAR NOT NULL,
+                model VARCHAR NOT NULL,
+                prompt_version VARCHAR NOT NULL,
+                digest VARCHAR NOT NULL,
+                PRIMARY KEY (window_size, backend, model, prompt_version)
+            )""",
+            """CREATE TABLE judge_inputs (
+                judge VARCHAR NOT NULL,
+                scope VARCHAR NOT NULL,
+                digest VARCHAR NOT NULL,
+                PRIMARY KEY (judge, scope)
+            )""",
+        ],
+    )
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
