@@ -36,7 +36,10 @@ def test_5k_mixed_corpus_ingests_completely_and_idempotently(
         assert first.inserted == 5000 and first.quarantined == 0
         assert set(first.by_format) == {"anthropic", "openai_responses"}
         assert min(first.by_format.values()) > 2000
-        second = ingest([str(corpus_5k)], store)
+        # unchanged: not read again; read again anyway, every record is a duplicate
+        again = ingest([str(corpus_5k)], store)
+        assert again.unchanged_files == 1 and again.records == 0 and again.inserted == 0
+        second = ingest([str(corpus_5k)], store, IngestOptions(reread=True))
         assert second.inserted == 0 and second.duplicates == 5000
         stats = store.stats()
     assert stats["interactions"] == 5000 and stats["accounts"] == 60
