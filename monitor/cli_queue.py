@@ -53,7 +53,9 @@ JudgeOption = Annotated[
     typer.Option(
         "--judge",
         help="signals: the rubric's deterministic signals (no model); llm: the summarizer "
-        "backend's model (vllm or anthropic).",
+        "backend's model (vllm or anthropic) on every aggregate; cascade: signals screen every "
+        "aggregate, the model judges those at or above half the threshold and "
+        "single-interaction rubrics with risk cues.",
     ),
 ]
 

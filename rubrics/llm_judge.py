@@ -160,4 +160,5 @@ class LLMJudge:
             reach=sig["interactions"],
             tokens_in=tokens_in,
             tokens_out=tokens_out,
+            stage="llm",
         )

@@ -116,8 +116,11 @@ def save_calibrations(cals: list[Calibration], path: Path = CALIBRATION_FILE) ->
 
 
 def threshold_for(rubric: Rubric, judge: str, calibrations: list[Calibration]) -> tuple[float, str]:
-    """The calibrated threshold for this rubric version and judge, else the rubric's default."""
-    for c in calibrations:
-        if c.rubric_id == rubric.id and c.rubric_version == rubric.version and c.judge == judge:
-            return c.threshold, "calibrated"
+    """The calibrated threshold for this rubric version and judge, else the rubric's default.
+    The cascade screens with the signals judge, so it takes the signals calibration unless it
+    has its own."""
+    for name in (judge, "signals") if judge == "cascade" else (judge,):
+        for c in calibrations:
+            if c.rubric_id == rubric.id and c.rubric_version == rubric.version and c.judge == name:
+                return c.threshold, "calibrated"
     return rubric.threshold, "rubric default"

@@ -166,6 +166,9 @@ class Verdict(BaseModel):
         default_factory=dict, description="the signal values the verdict rests on"
     )
     reach: int = Field(0, description="interactions in the aggregate")
+    stage: Literal["signals", "llm"] = Field(
+        "signals", description="which judge decided: the cascade's screen or its model"
+    )
     tokens_in: int = 0
     tokens_out: int = 0
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
