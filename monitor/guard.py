@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -90,12 +91,15 @@ class Guard:
         return hit
 
     def _found(self, text: str) -> list[str]:
+        """Every occurrence of a remembered secret among the text's tokens. Each distinct
+        token is looked up once, however often it occurs (JSON repeats the same words)."""
         found: list[str] = []
-        for m in _TOKEN.finditer(text):
-            token = m.group(0)
+        for token, n in Counter(_TOKEN.findall(text)).items():
+            if len(token) < MIN_LEN:
+                continue
             for cand in (token, token.rstrip(_TRAIL)):
                 if len(cand) >= MIN_LEN and self._secret(cand):
-                    found.append(cand)
+                    found.extend([cand] * n)
                     break
         return found
 

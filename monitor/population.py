@@ -42,12 +42,21 @@ MIN_POPULATION = 8  # fewer account periods than this say nothing about what is 
 Z_CAP = 50.0
 
 
+def centre_spread(population: Sequence[float]) -> tuple[float, float]:
+    """The median and the spread (1.4826 MAD, floored at one unit) of a population."""
+    med = statistics.median(population)
+    mad = statistics.median(abs(v - med) for v in population) * 1.4826
+    return med, max(mad, 1.0)
+
+
 def robust_z(value: float, population: Sequence[float]) -> float:
     """(value - median) / (1.4826 MAD), with a floor of one unit on the spread so that a
     population where nearly everyone shows 0 does not turn one event into infinity."""
-    med = statistics.median(population)
-    mad = statistics.median(abs(v - med) for v in population) * 1.4826
-    return max(-Z_CAP, min(Z_CAP, (value - med) / max(mad, 1.0)))
+    return _z(value, *centre_spread(population))
+
+
+def _z(value: float, med: float, spread: float) -> float:
+    return max(-Z_CAP, min(Z_CAP, (value - med) / spread))
 
 
 def with_population(aggs: list[Aggregate]) -> list[Aggregate]:
@@ -63,10 +72,12 @@ def with_population(aggs: list[Aggregate]) -> list[Aggregate]:
         columns = {
             name: [float(aggs[i].signals.get(name) or 0) for i in members] for name in SIGNALS
         }
+        # once per period and signal, not once per member (that was quadratic in accounts)
+        centres = {name: centre_spread(values) for name, values in columns.items()}
         for pos, i in enumerate(members):
             agg = aggs[i]
             zs = {
-                f"{name}_z": round(robust_z(values[pos], values), 2)
+                f"{name}_z": round(_z(values[pos], *centres[name]), 2)
                 for name, values in columns.items()
             }
             out[i] = agg.model_copy(
