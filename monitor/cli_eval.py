@@ -22,6 +22,7 @@ from tracewatch.monitor.cli_common import (
     _print_json,
     err,
     out,
+    run_stage,
 )
 
 
@@ -111,7 +112,7 @@ def eval_cmd(
         try:
             if status:
                 status.start()
-            report, _, _ = asyncio.run(run_eval(opts, backend, j, on_stage=stage))
+            report, _, _ = run_stage(backend, run_eval(opts, backend, j, on_stage=stage))
         except (FileNotFoundError, ValueError) as exc:
             raise _fail(str(exc)) from None
         finally:
@@ -332,7 +333,7 @@ def calibrate_cmd(
         for name, opts in runs:
             with err.status(f"calibration corpus, {name}"):
                 try:
-                    _, one, lab = asyncio.run(run_eval(opts, backend, j))
+                    _, one, lab = run_stage(backend, run_eval(opts, backend, j))
                 except (FileNotFoundError, ValueError) as exc:
                     raise _fail(str(exc)) from None
             scores.extend(one)

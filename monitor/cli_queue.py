@@ -28,6 +28,7 @@ from tracewatch.monitor.cli_common import (
     _remote,
     err,
     out,
+    run_stage,
 )
 from tracewatch.monitor.judge import JudgeReport
 from tracewatch.monitor.queue import ACTIONS, STATUSES, Case, CaseEvent, Queue, QueueError
@@ -125,7 +126,7 @@ def judge_cmd(
                 if err.is_terminal and not json
                 else nullcontext()
             ):
-                report = asyncio.run(run_judge(store, j, opts))
+                report = run_stage(backend, run_judge(store, j, opts))
         except (RubricError, ValueError) as exc:
             raise _fail(str(exc)) from None
         finally:

@@ -14,7 +14,13 @@ from typing import Any
 
 from tracewatch.monitor.models import Interaction
 from tracewatch.summarizers.base import Summarizer, SummarizerError
-from tracewatch.summarizers.llm_common import compose, load_json, parse_output, rollup_text
+from tracewatch.summarizers.llm_common import (
+    PerLoopClient,
+    compose,
+    load_json,
+    parse_output,
+    rollup_text,
+)
 from tracewatch.summarizers.models import Summary
 from tracewatch.summarizers.prompt import INSTRUCTIONS, PROMPT_VERSION, output_schema, user_message
 from tracewatch.summarizers.redaction import Redactor
@@ -60,9 +66,13 @@ class AnthropicSummarizer(Summarizer):
         self.budget_tokens = budget_tokens
         try:
             extra = {"http_client": http_client} if http_client is not None else {}
-            self.client = anthropic.AsyncAnthropic(
-                api_key=api_key, base_url=base_url, max_retries=retries, timeout=timeout_s, **extra
-            )
+            self._clients = PerLoopClient(
+                lambda: anthropic.AsyncAnthropic(
+                    api_key=api_key, base_url=base_url, max_retries=retries, timeout=timeout_s,
+                    **extra,
+                ),
+                fixed=http_client is not None,
+            )  # fmt: skip
         except anthropic.AnthropicError as exc:
             raise SummarizerError(f"cannot create the Anthropic client: {exc}") from None
 
@@ -192,5 +202,9 @@ class AnthropicSummarizer(Summarizer):
                 results[entry.custom_id] = SummarizerError(f"batch request {entry.result.type}")
         return [results.get(cid, SummarizerError("missing from batch results")) for cid in by_id]
 
+    @property
+    def client(self) -> Any:
+        return self._clients.get()
+
     async def aclose(self) -> None:
-        await self.client.close()
+        await self._clients.aclose()

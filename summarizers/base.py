@@ -87,5 +87,10 @@ class Summarizer(ABC):
     async def check(self) -> None:  # noqa: B027 - nothing to check for local backends
         """Fail fast, before a run, when the backend cannot work at all (no server, no key)."""
 
+    async def release(self) -> None:
+        """Let go of what is bound to the running event loop (pooled connections), at the
+        end of one `asyncio.run`; the backend stays usable in the next one."""
+        await self.aclose()
+
     async def aclose(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release clients and connections."""

@@ -7,7 +7,9 @@ answer can therefore add evidence but never erase what the steps show.
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -106,3 +108,40 @@ def compose(
         tokens_in=tokens_in,
         tokens_out=tokens_out,
     )
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class PerLoopClient:
+    """An SDK's async client for the event loop it is used in.
+
+    The CLI runs the stages of one command (check, summarize, roll up, judge, close) each in
+    its own `asyncio.run`; an httpx connection pooled in one loop cannot be used or closed in
+    the next ("Event loop is closed"). So a new client is made when the loop changes, and the
+    old one, whose loop is gone, is dropped. A client built on a transport the caller gave
+    (a proxy, a recorded transport in tests) is the caller's and is kept as it is.
+    """
+
+    def __init__(self, make: Callable[[], Any], fixed: bool = False) -> None:
+        self._make, self._fixed = make, fixed
+        self._client: Any = make()
+        self._loop = _running_loop()
+
+    def get(self) -> Any:
+        loop = _running_loop()
+        if self._client is None or (not self._fixed and loop is not self._loop):
+            self._client, self._loop = self._make(), loop
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the client of this loop, before the loop ends (its connections can only be
+        closed in it); the next use, in any loop, makes a new one."""
+        if self._client is not None and (self._fixed or self._loop is _running_loop()):
+            await self._client.close()
+        if not self._fixed:
+            self._client = None

@@ -14,7 +14,13 @@ from typing import Any
 
 from tracewatch.monitor.models import Interaction
 from tracewatch.summarizers.base import Summarizer, SummarizerError
-from tracewatch.summarizers.llm_common import compose, load_json, parse_output, rollup_text
+from tracewatch.summarizers.llm_common import (
+    PerLoopClient,
+    compose,
+    load_json,
+    parse_output,
+    rollup_text,
+)
 from tracewatch.summarizers.models import Summary
 from tracewatch.summarizers.prompt import INSTRUCTIONS, PROMPT_VERSION, output_schema, user_message
 from tracewatch.summarizers.redaction import Redactor
@@ -61,8 +67,11 @@ class VLLMSummarizer(Summarizer):
         # Retries are ours (bounded, recorded as failures); http_client lets a deployment add
         # proxies or TLS settings, and tests a recorded transport.
         extra = {"http_client": http_client} if http_client is not None else {}
-        self.client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0, **extra
+        self._client_args = {
+            "base_url": base_url, "api_key": api_key, "timeout": timeout_s, "max_retries": 0
+        }  # fmt: skip
+        self._clients = PerLoopClient(
+            lambda: openai.AsyncOpenAI(**self._client_args, **extra), fixed=http_client is not None
         )
         self._schema = output_schema()
 
@@ -194,5 +203,9 @@ class VLLMSummarizer(Summarizer):
                 f"the vLLM server at {self.base_url} serves {', '.join(served)}, not {self.model!r}"
             )
 
+    @property
+    def client(self) -> Any:
+        return self._clients.get()
+
     async def aclose(self) -> None:
-        await self.client.close()
+        await self._clients.aclose()

@@ -135,6 +135,9 @@ class VLLMOfflineSummarizer(Summarizer):
     async def check(self) -> None:
         _import_vllm()
 
+    async def release(self) -> None:
+        """The in-process engine belongs to no event loop: it stays up between stages."""
+
     async def aclose(self) -> None:
         """Stop the engine's worker process now rather than at interpreter exit."""
         core = getattr(getattr(self._engine, "llm_engine", None), "engine_core", None)

@@ -45,11 +45,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    model_dir = build(tmp_path_factory.mktemp("tiny") / "model")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("log") / "vllm.log"
+def _serve(
+    model_dir: Path, name: str, port: int, log: Path, max_model_len: int = 2048
+) -> Iterator[str]:
+    """A vLLM OpenAI-compatible server on 127.0.0.1 for `model_dir`; yields its URL."""
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
     cmd = [
         sys.executable,
@@ -58,7 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--model",
         str(model_dir),
         "--served-model-name",
-        "tiny",
+        name,
         "--host",
         "127.0.0.1",
         "--port",
@@ -66,7 +65,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--dtype",
         "float32",
         "--max-model-len",
-        "2048",
+        str(max_model_len),
         "--structured-outputs-config",
         '{"backend":"xgrammar","disable_any_whitespace":true}',
         "--enforce-eager",  # no graph compilation: half a minute less start-up on 2 cores
@@ -97,6 +96,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    model_dir = build(tmp_path_factory.mktemp("tiny") / "model")
+    log = tmp_path_factory.mktemp("log") / "vllm.log"
+    yield from _serve(model_dir, "tiny", _free_port(), log)
 
 
 def backend(url: str, **kw: object) -> VLLMSummarizer:
