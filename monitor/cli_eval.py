@@ -52,7 +52,7 @@ def eval_cmd(
     summarizer: SummarizerOption = "embedded",
     model: ModelOption = None,
     vllm_url: VllmUrlOption = "http://127.0.0.1:8000/v1",
-    judge: Annotated[str, typer.Option(help="signals or llm.")] = "signals",
+    judge: Annotated[str, typer.Option(help="signals, llm or cascade.")] = "signals",
     agentdojo: Annotated[
         Path | None,
         typer.Option(

@@ -1,0 +1,150 @@
+"""The real small model's floor: SmolLM2-135M-Instruct behind vLLM's CPU build, beside the
+embedded default, on slices of our labelled corpus and of another author's.
+
+    python bench/llm_bench.py [--accounts 8] [--corpus ../shared/eval-dev/corpus-a] [--json]
+
+Run in .venv-vllm (`make bench-llm`). It converts the model if needed (tests/vllm_real/
+real_model.py), starts a vLLM server on 127.0.0.1, then:
+- `bench/endpoint_bench.py` against it: share of answers that validate against the summary
+  schema, share cut off at max_tokens, tokens/s and latency;
+- `tracewatch eval --corpus SLICE` for each slice with the embedded default (signals judge),
+  then the model with `--judge llm` and `--judge cascade`: precision, recall, benign FPR and
+  the tokens each judge spent.
+
+A slice is the first `--accounts` accounts of each label of a corpus (so it holds harmful,
+benign and look-alike accounts), all of their interactions. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "vllm_real"))
+from real_model import smollm2  # noqa: E402
+
+from tracewatch.eval.labelled import LabelledSpec, write_labelled  # noqa: E402
+
+GUIDED = '{"backend":"xgrammar","disable_any_whitespace":true}'
+
+
+def serve(model: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+           "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port),
+           "--dtype", "float32", "--max-model-len", "8192", "--enforce-eager",
+           "--structured-outputs-config", GUIDED]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"vLLM exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(2)
+    sys.exit("vLLM did not start")
+
+
+def slice_corpus(src: Path, out: Path, per_label: int) -> Path:
+    """The first `per_label` accounts of each (label, category) group, with their lines."""
+    labels = json.loads((src / "labels.json").read_bytes())
+    if isinstance(labels, dict) and isinstance(labels.get("accounts"), list):
+        by_id = {a["account_id"]: a for a in labels["accounts"]}
+        key = lambda a: (a.get("harmful"), a.get("lookalike_of") is not None)  # noqa: E731
+    else:
+        by_id = labels
+        key = lambda a: (a.get("label"), a.get("hard_negative", False))  # noqa: E731
+    groups: dict[Any, list[str]] = {}
+    for acct in sorted(by_id):
+        groups.setdefault(key(by_id[acct]), []).append(acct)
+    keep = {a for accts in groups.values() for a in accts[:per_label]}
+    out.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for f in sorted(src.glob("*.jsonl*")):
+        opener = gzip.open if f.name.endswith(".gz") else open
+        with opener(f, "rb") as fh:
+            lines += [ln for ln in fh if json.loads(ln).get("account_id") in keep]
+    (out / "traces.jsonl").write_bytes(b"".join(lines))
+    if "accounts" in labels and isinstance(labels["accounts"], list):
+        kept = {"accounts": [by_id[a] for a in sorted(keep)]}
+    else:
+        kept = {a: by_id[a] for a in sorted(keep)}
+    (out / "labels.json").write_text(json.dumps(kept))
+    return out
+
+
+def tracewatch(*args: str) -> dict[str, Any]:
+    exe = Path(sys.executable).parent / "tracewatch"
+    r = subprocess.run([str(exe), *args, "--json"], capture_output=True, timeout=7200)
+    if r.returncode != 0:
+        sys.exit(f"tracewatch {' '.join(args)} failed:\n{r.stderr.decode()[-2000:]}")
+    return json.loads(r.stdout)
+
+
+def figures(rep: dict[str, Any]) -> dict[str, Any]:
+    h = rep["hierarchical"]
+    return {
+        "interactions": rep["interactions"],
+        "accounts": rep["accounts"],
+        "precision": round(h["precision"], 3),
+        "recall": round(h["recall"], 3),
+        "fpr": round(h["fpr"], 3),
+        "cost": rep.get("cost"),
+        "seconds": rep.get("seconds"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--accounts", type=int, default=1, help="accounts per label group")
+    ap.add_argument("--corpus", type=Path, action="append", default=[], help="labelled folder")
+    ap.add_argument("--port", type=int, default=8791)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    out: dict[str, Any] = {"cpus": os.cpu_count(), "model": "SmolLM2-135M-Instruct Q4_1 (fp32)"}
+    with tempfile.TemporaryDirectory(prefix="tracewatch-llm-") as tmp_s:
+        tmp = Path(tmp_s)
+        ours = write_labelled(LabelledSpec(seed=47), tmp / "ours")
+        slices = {
+            "ours (seed 47)": slice_corpus(Path(ours["labels"]).parent, tmp / "s0", args.accounts)
+        }
+        for n, c in enumerate(args.corpus, 1):
+            slices[str(c)] = slice_corpus(c, tmp / f"s{n}", args.accounts)
+        proc = serve(smollm2(), args.port, tmp / "vllm.log")
+        url = f"http://127.0.0.1:{args.port}/v1"
+        model = ["--summarizer", "vllm", "--vllm-url", url, "--model", "smollm2"]
+        try:
+            bench = ROOT / "bench" / "endpoint_bench.py"
+            r = subprocess.run([sys.executable, str(bench), "--base-url", url, "--model",
+                                "smollm2", "--requests", "24", "--concurrency", "8", "--json"],
+                               capture_output=True, timeout=3600)  # fmt: skip
+            out["endpoint"] = json.loads(r.stdout) if r.returncode == 0 else r.stderr.decode()
+            out["slices"] = {}
+            for name, folder in slices.items():
+                row = {"embedded + signals": figures(tracewatch("eval", "--corpus", str(folder)))}
+                for judge in ("cascade", "llm"):
+                    rep = tracewatch("eval", "--corpus", str(folder), *model, "--judge", judge)
+                    row[f"smollm2 + {judge}"] = figures(rep)
+                out["slices"][name] = row
+                if not args.json:
+                    print(json.dumps({name: row}, indent=1), flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
