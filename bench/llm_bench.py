@@ -95,12 +95,18 @@ def tracewatch(*args: str) -> dict[str, Any]:
 
 def figures(rep: dict[str, Any]) -> dict[str, Any]:
     h = rep["hierarchical"]
+
+    def r3(v: float | None) -> float | None:  # None where the slice has no such account
+        return None if v is None else round(v, 3)
+
     return {
         "interactions": rep["interactions"],
         "accounts": rep["accounts"],
-        "precision": round(h["precision"], 3),
-        "recall": round(h["recall"], 3),
-        "fpr": round(h["fpr"], 3),
+        "harmful": (h.get("harmful_aggregate_only") or 0) + (h.get("harmful_single") or 0),
+        "precision": r3(h["precision"]),
+        "recall": r3(h["recall"]),
+        "single_interaction_recall": r3(h.get("single_interaction_recall")),
+        "fpr": r3(h["fpr"]),
         "cost": rep.get("cost"),
         "seconds": rep.get("seconds"),
     }
@@ -131,6 +137,8 @@ def main() -> None:
                                 "smollm2", "--requests", "24", "--concurrency", "8", "--json"],
                                capture_output=True, timeout=3600)  # fmt: skip
             out["endpoint"] = json.loads(r.stdout) if r.returncode == 0 else r.stderr.decode()
+            if not args.json:
+                print(json.dumps({"endpoint": out["endpoint"]}, indent=1), flush=True)
             out["slices"] = {}
             for name, folder in slices.items():
                 row = {"embedded + signals": figures(tracewatch("eval", "--corpus", str(folder)))}
