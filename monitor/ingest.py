@@ -15,7 +15,7 @@ import os
 import re
 import sys
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +35,7 @@ from tracewatch.monitor.limits import (
     check_depth,
     check_time,
     default_limits,
+    too_deep,
 )
 from tracewatch.monitor.models import Interaction, derive_interaction_id
 from tracewatch.monitor.store import Rejected, Store
@@ -363,14 +364,7 @@ WHOLE_DOCUMENT_SUFFIXES = (".traj", ".eval")  # never JSONL: broken, it is one b
 
 
 def _mostly_json(lines: list[bytes]) -> bool:
-    ok = 0
-    for ln in lines:
-        try:
-            orjson.loads(ln)
-            ok += 1
-        except orjson.JSONDecodeError:
-            pass
-    return ok * 2 > len(lines)
+    return sum(map(_parses, lines)) * 2 > len(lines)
 
 
 def concatenated(raw: bytes, limits: InputLimits | None = None) -> list[Any] | None:
@@ -381,7 +375,7 @@ def concatenated(raw: bytes, limits: InputLimits | None = None) -> list[Any] | N
         text = stripped.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if json_depth_over(stripped, limits):
+    if too_deep(stripped, limits):
         return None
     decoder = json.JSONDecoder()
     docs: list[Any] = []
@@ -397,14 +391,6 @@ def concatenated(raw: bytes, limits: InputLimits | None = None) -> list[Any] | N
             return None
         docs.append(doc)
     return docs if len(docs) > 1 and all(isinstance(d, dict) for d in docs) else None
-
-
-def json_depth_over(raw: bytes, limits: InputLimits) -> bool:
-    try:
-        check_depth(raw, limits)
-    except LimitExceeded:
-        return True
-    return False
 
 
 BOM = b"\xef\xbb\xbf"
@@ -453,11 +439,11 @@ class _Chained:
     """Lines already read, then the rest of the stream: `readline` as on a file."""
 
     def __init__(self, head: list[bytes], rest: BinaryIO) -> None:
-        self.head, self.rest = head, rest
+        self.head, self.rest = deque(head), rest  # up to a document's worth of lines
 
     def readline(self, limit: int = -1) -> bytes:
         if self.head:
-            return self.head.pop(0)
+            return self.head.popleft()
         return self.rest.readline(limit)
 
 

@@ -99,6 +99,15 @@ def check_depth(raw: bytes, limits: InputLimits) -> None:
         )
 
 
+def too_deep(raw: bytes, limits: InputLimits) -> bool:
+    """`check_depth` as a question, for callers that decide what to do themselves."""
+    try:
+        check_depth(raw, limits)
+    except LimitExceeded:
+        return True
+    return False
+
+
 def value_depth(value: object, limit: int) -> int:
     """Nesting of an already-parsed value, walked without recursion and stopping past `limit`."""
     deepest = 0

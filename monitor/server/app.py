@@ -21,8 +21,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from tracewatch.monitor.ingest import Record, _keep, _parse, _why, json_depth_over
-from tracewatch.monitor.limits import LimitExceeded, default_limits, value_depth
+from tracewatch.monitor.ingest import Record, _keep, _parse, _why
+from tracewatch.monitor.limits import LimitExceeded, default_limits, too_deep, value_depth
 from tracewatch.monitor.server.auth import AuthError, verify_bearer, verify_webhook
 from tracewatch.monitor.server.config import ServeConfig
 from tracewatch.monitor.server.inbox import Built, Delivery, Inbox, build
@@ -215,7 +215,7 @@ def webhook_records(body: bytes, webhook_id: str) -> list[Record]:
                 )
         return out
     items = doc if isinstance(doc, list) else [doc]
-    deep = json_depth_over(body, limits)
+    deep = too_deep(body, limits)
     out = []
     for n, item in enumerate(items, 1):
         if deep and value_depth(item, limits.max_depth) > limits.max_depth:
