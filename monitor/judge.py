@@ -80,12 +80,7 @@ def _inputs(
     scope = orjson.dumps(
         {"kinds": kinds, "backend": options.backend, "model": options.model}
     ).decode()
-    aggs = store.con.execute(
-        "SELECT md5(coalesce(string_agg(aggregate_id || ':' || input_hash, ','"
-        " ORDER BY aggregate_id), '')) FROM aggregates WHERE kind IN (SELECT unnest(?))"
-        " AND (? IS NULL OR backend = ?) AND (? IS NULL OR model = ?)",
-        [kinds, options.backend, options.backend, options.model, options.model],
-    ).fetchall()[0][0]
+    aggs = store.aggregates_digest(kinds, backend=options.backend, model=options.model)
     rules = orjson.dumps(
         [[r.model_dump(mode="json"), thresholds[r.id][0]] for r in rubrics] + [judge.model, aggs]
     )

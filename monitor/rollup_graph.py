@@ -255,8 +255,8 @@ def build(ctx: RollupContext) -> StateGraph:
         return jobs, units, unchanged
 
     def plan_campaigns() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int]:
-        now, last = rs.campaign_inputs(settings.window)
-        if now == last:  # no account window changed since the campaigns were last detected
+        if rs.campaign_inputs(settings.window) == rs.last_campaign_inputs(settings.window):
+            # no account window changed since the campaigns were last detected
             return [], [], len(rs.stored_hashes("campaign", settings.window)), 0
         found = detect(rs, settings.window)
         by_account: dict[str, list[tuple[str, datetime, str, int]]] = {}
@@ -340,7 +340,7 @@ def build(ctx: RollupContext) -> StateGraph:
         if phase != "start":
             stats[f"{phase}_rolled"] = finish(phase, state.get("jobs", []))
         if phase == "campaign":  # its aggregates are written: what they were detected on
-            rs.remember_campaign_inputs(settings.window, rs.campaign_inputs(settings.window)[0])
+            rs.remember_campaign_inputs(settings.window, rs.campaign_inputs(settings.window))
         nxt = PHASES[PHASES.index(phase) + 1]
         if nxt == "campaign" and not settings.campaigns:
             nxt = "done"

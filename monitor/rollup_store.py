@@ -109,22 +109,28 @@ class RollupStore:
         ).fetchall()
         return dict(rows)
 
-    def campaign_inputs(self, window_size: str) -> tuple[str, str | None]:
-        """(digest of the account windows campaigns are detected on now, digest they were
-        last detected on): equal means the campaign step has nothing new to read."""
+    def campaign_inputs(self, window_size: str) -> str:
+        """The digest of the account windows campaigns are detected on, as they are now."""
         k = self.key
-        now = self.con.execute(
-            "SELECT md5(coalesce(string_agg(aggregate_id || ':' || input_hash, ','"
-            " ORDER BY aggregate_id), '')) FROM aggregates WHERE kind = 'account_window'"
-            " AND window_size = ? AND backend = ? AND model = ? AND prompt_version = ?",
-            [window_size, k.backend, k.model, k.rollup_prompt_version],
-        ).fetchall()[0][0]
+        windows = self.store.aggregates_digest(
+            ["account_window"],
+            window_size=window_size,
+            backend=k.backend,
+            model=k.model,
+            prompt_version=k.rollup_prompt_version,
+        )
+        return f"{CAMPAIGN_VERSION}:{windows}"
+
+    def last_campaign_inputs(self, window_size: str) -> str | None:
+        """The digest they were last detected on: equal to `campaign_inputs` means the
+        campaign step has nothing new to read."""
+        k = self.key
         last = self.con.execute(
             "SELECT digest FROM campaign_inputs WHERE window_size = ? AND backend = ?"
             " AND model = ? AND prompt_version = ?",
             [window_size, k.backend, k.model, k.rollup_prompt_version],
         ).fetchall()
-        return f"{CAMPAIGN_VERSION}:{now}", (last[0][0] if last else None)
+        return last[0][0] if last else None
 
     def remember_campaign_inputs(self, window_size: str, digest_now: str) -> None:
         k = self.key

@@ -995,6 +995,22 @@ class Store:
             [stage, item, reason[:500], datetime.now(UTC)],
         )
 
+    def aggregates_digest(self, kinds: Sequence[str], **equal: str | None) -> str:
+        """A digest of which aggregates of these kinds exist and what each was made from
+        (id and input hash): equal digests mean nothing derived from them needs redoing.
+        `equal` narrows by column (backend=..., window_size=...); None leaves it open."""
+        where = ["kind IN (SELECT unnest(?))"]
+        params: list[Any] = [list(kinds)]
+        for column, value in equal.items():
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        return self.con.execute(
+            "SELECT md5(coalesce(string_agg(aggregate_id || ':' || input_hash, ','"
+            f" ORDER BY aggregate_id), '')) FROM aggregates WHERE {' AND '.join(where)}",
+            params,
+        ).fetchall()[0][0]
+
     def failure_counts(self) -> dict[str, int]:
         """Failed items per stage: summaries (per interaction content), rollup units, verdicts."""
         counts = dict(
