@@ -23,14 +23,12 @@ import argparse
 import gzip
 import json
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import orjson
+from run_bench import tracewatch_run  # the same child-process run and its peak RSS
 
 from tracewatch.eval.corpus import CorpusSpec, write_corpus
 
@@ -72,25 +70,6 @@ def parse_s(path: Path) -> float:
     return best
 
 
-def run(path: Path, db: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS in bytes of one `tracewatch run`."""
-    exe = shutil.which("tracewatch", path=str(Path(sys.executable).parent)) or "tracewatch"
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [exe, "run", str(path), "--db", str(db)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-    assert proc.stderr is not None
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"tracewatch run failed:\n{stderr.decode()[-2000:]}")
-    return wall, usage.ru_maxrss * 1024
-
-
 def measure(lines: list[bytes], tick: int, tmp: Path) -> dict[str, float | int]:
     base, new = split(lines, tick)
     base_path, tick_path = tmp / "base.jsonl", tmp / "tick.jsonl"
@@ -98,9 +77,9 @@ def measure(lines: list[bytes], tick: int, tmp: Path) -> dict[str, float | int]:
     tick_path.write_bytes(b"".join(ln if ln.endswith(b"\n") else ln + b"\n" for ln in new))
     db = tmp / "scale.duckdb"
     p = parse_s(base_path)
-    first, rss = run(base_path, db)
-    again, rss_again = run(base_path, db)
-    ticked, rss_tick = run(tick_path, db)
+    first, rss = tracewatch_run(base_path, db)
+    again, rss_again = tracewatch_run(base_path, db)
+    ticked, rss_tick = tracewatch_run(tick_path, db)
     return {
         "interactions": len(base),
         "tick": len(new),
