@@ -7,7 +7,7 @@ DEMO := demo
 VVENV := .venv-vllm
 VBIN := $(VVENV)/bin
 
-.PHONY: bench-llm bench-scale fuzz screenshots demo test test-fast test-vllm vllm-env venv lint bench bench-run bench-endpoint bench-ray bench-tokens results clean
+.PHONY: bench-llm bench-scale test-real-model fuzz screenshots demo test test-fast test-vllm vllm-env venv lint bench bench-run bench-endpoint bench-ray bench-tokens results clean
 
 $(BIN)/tracewatch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,7 +58,12 @@ $(VBIN)/.ready: pyproject.toml | $(BIN)/tracewatch
 	touch $@
 
 test-vllm: $(VBIN)/.ready
-	$(VBIN)/python -m pytest tests/vllm_real
+	$(VBIN)/python -m pytest tests/vllm_real -m "not real_model_engines"
+
+# The offline and Ray engine tests again with the real small model (SmolLM2-135M-Instruct):
+# each starts its own engine on the CPUs, about 5 minutes together on 2 cores.
+test-real-model: $(VBIN)/.ready
+	$(VBIN)/python -m pytest tests/vllm_real -m real_model_engines
 
 # The fuzz suite alone: thousands of broken and hostile records of every format through the
 # library, the real CLI and the real server (it also runs as part of `make test`).

@@ -8,7 +8,8 @@ real_model.py), starts a vLLM server on 127.0.0.1, then:
 - `bench/endpoint_bench.py` against it: share of answers that validate against the summary
   schema, share cut off at max_tokens, tokens/s and latency;
 - `tracewatch eval --corpus SLICE` for each slice with the embedded default (signals judge),
-  then the model with `--judge llm` and `--judge cascade`: precision, recall, benign FPR and
+  then the model with `--judge signals`, `--judge cascade` and `--judge llm` on one kept
+  database (`--keep --reuse`: the model summarizes once): precision, recall, benign FPR and
   the tokens each judge spent.
 
 A slice is the first `--accounts` accounts of each label of a corpus (so it holds harmful,
@@ -114,7 +115,7 @@ def figures(rep: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--accounts", type=int, default=1, help="accounts per label group")
+    ap.add_argument("--accounts", type=int, default=2, help="accounts per label group")
     ap.add_argument("--corpus", type=Path, action="append", default=[], help="labelled folder")
     ap.add_argument("--port", type=int, default=8791)
     ap.add_argument("--json", action="store_true")
@@ -140,10 +141,16 @@ def main() -> None:
             if not args.json:
                 print(json.dumps({"endpoint": out["endpoint"]}, indent=1), flush=True)
             out["slices"] = {}
-            for name, folder in slices.items():
+            for n, (name, folder) in enumerate(slices.items()):
                 row = {"embedded + signals": figures(tracewatch("eval", "--corpus", str(folder)))}
-                for judge in ("cascade", "llm"):
-                    rep = tracewatch("eval", "--corpus", str(folder), *model, "--judge", judge)
+                # one kept database per slice: the model summarizes and rolls up once, and each
+                # judge after the first reads those (the baseline would ask the model about
+                # every interaction again, so it is left out)
+                keep = ["--keep", str(tmp / f"work{n}"), "--no-baseline", "--no-agentdojo"]
+                for i, judge in enumerate(("signals", "cascade", "llm")):
+                    reuse = ["--reuse"] if i else []
+                    rep = tracewatch("eval", "--corpus", str(folder), *model, *keep, *reuse,
+                                     "--judge", judge)  # fmt: skip
                     row[f"smollm2 + {judge}"] = figures(rep)
                 out["slices"][name] = row
                 if not args.json:

@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,13 @@ SECRET = new_secret(b"bench secret")
 KEYS = {"bench": "bench-key"}
 
 
-def body_of(account: str, n: int, size: int) -> tuple[str, bytes]:
+def body_of(account: str, n: int, size: int, day: int = 0) -> tuple[str, bytes]:
     env = envelope(account, n)
     base = len(orjson.dumps(env))
     env = envelope(account, n, pad=max(0, size - base))
+    if day:  # a later day: new windows, as a receiver sees day after day
+        when = datetime.fromisoformat(env["started_at"]) + timedelta(days=day)
+        env["started_at"] = when.isoformat().replace("+00:00", "Z")
     return env["interaction_id"], orjson.dumps(env)
 
 
@@ -47,11 +51,15 @@ async def load(
     concurrency: int,
     max_seconds: float,
     acked: list[str] | None = None,
+    accounts: int = 1,
+    day: int = 0,
+    first: int = 0,
 ) -> dict[str, Any]:
     latencies: list[float] = []
     codes: dict[int, int] = {}
     errors = 0
-    next_n = 0
+    next_n = first
+    total += first
     deadline = time.perf_counter() + max_seconds
 
     async def one(client: httpx.AsyncClient) -> None:
@@ -59,8 +67,9 @@ async def load(
         while next_n < total and time.perf_counter() < deadline:
             n = next_n
             next_n += 1
-            iid, body = body_of(account, n, size)
-            headers = signed(SECRET, body, f"{account}-{n}")
+            who = f"{account}{n % accounts}" if accounts > 1 else account
+            iid, body = body_of(who, n, size, day)
+            headers = signed(SECRET, body, f"{who}-{n}")
             t = time.perf_counter()
             try:
                 r = await client.post(url + "/v1/interactions", content=body, headers=headers)
@@ -130,6 +139,42 @@ def crash_check(tmp: Path, concurrency: int, seconds: float, process: bool) -> d
     }
 
 
+def growth(tmp: Path, rounds: int, per_round: int, concurrency: int) -> list[dict[str, Any]]:
+    """The receiver's processing lag as its database grows: each round posts `per_round`
+    interactions of a new day from 50 accounts, then waits for the worker to finish a pass that
+    leaves nothing waiting. The lag is from the round's last answer to the end of that pass."""
+    cfg = {"process": True, "process_every_s": 1.0, "max_body_bytes": 1 << 20}
+    out: list[dict[str, Any]] = []
+    total = 0
+    with Running(tmp / "growth.duckdb", [SECRET], KEYS, cfg) as srv:
+        for r in range(rounds):
+            sent = asyncio.run(load(srv.url, "g", 1024, per_round, concurrency, 600,
+                                    accounts=50, day=r, first=r * per_round))  # fmt: skip
+            ended = time.time()
+            backlog_at_end = None
+            while True:
+                body = httpx.get(srv.url + "/readyz", timeout=30).json()
+                if backlog_at_end is None:
+                    backlog_at_end = body["backlog"]
+                age = body["last_pass_age_s"]
+                done_at = time.time() - age if age is not None else 0.0
+                if body["backlog"] == 0 and done_at > ended:
+                    break
+                if time.time() - ended > 1800:
+                    raise SystemExit(f"the worker did not catch up in 30 minutes: {body}")
+                time.sleep(0.5)
+            total += sent["ok"]
+            out.append({
+                "round": r + 1,
+                "posted_ok": sent["ok"],
+                "stored_total": total,
+                "backlog_at_end_of_round": backlog_at_end,
+                "lag_s": round(done_at - ended, 1),
+                "round_seconds": sent["seconds"],
+            })  # fmt: skip
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--requests", type=int, default=2000, help="1 KB requests")
@@ -138,6 +183,9 @@ def main() -> int:
     ap.add_argument("--max-seconds", type=float, default=120, help="per phase")
     ap.add_argument("--kill-after", type=float, default=5, help="seconds of load before kill -9")
     ap.add_argument("--no-process", action="store_true", help="background worker off")
+    ap.add_argument("--growth-rounds", type=int, default=5,
+                    help="rounds of the growth phase (0 skips it)")  # fmt: skip
+    ap.add_argument("--growth-requests", type=int, default=1000, help="interactions per round")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     process = not args.no_process
@@ -154,6 +202,10 @@ def main() -> int:
                     load(srv.url, f"b{name}", size, total, args.concurrency, args.max_seconds)
                 )
         results["kill9"] = crash_check(tmp, args.concurrency, args.kill_after, process)
+        if args.growth_rounds:
+            results["growth"] = growth(
+                tmp, args.growth_rounds, args.growth_requests, args.concurrency
+            )
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -177,6 +229,12 @@ def main() -> int:
             f"{k['missing']} acknowledged missing, {k['stored_twice']} stored twice; restart "
             f"healthy in {k['restart_to_healthy_s']}s -> {'OK' if k['ok'] else 'FAILED'}"
         )
+        if results.get("growth"):
+            print("processing lag as the database grows (worker every 1 s):")
+            print(f"{'round':>6} {'stored':>8} {'backlog':>8} {'lag s':>7}")
+            for g in results["growth"]:
+                print(f"{g['round']:>6} {g['stored_total']:>8} "
+                      f"{g['backlog_at_end_of_round']:>8} {g['lag_s']:>7}")  # fmt: skip
     return 0 if results["kill9"]["ok"] else 1
 
 

@@ -129,7 +129,9 @@ class EvalReport(BaseModel):
     interactions: int
     accounts: int
     hierarchical: MethodMetrics
-    baseline: MethodMetrics
+    baseline: MethodMetrics | None = Field(
+        None, description="None where the baseline was not run (--no-baseline)"
+    )
     campaigns: CampaignMetrics
     cost: CostMetrics
     agentdojo: list[AgentDojoRow] = Field(default_factory=list)
@@ -523,6 +525,11 @@ class EvalOptions(BaseModel):
     baseline: bool = Field(
         True, description="also judge every interaction alone (calibration skips it)"
     )
+    reuse_db: bool = Field(
+        False,
+        description="read work_dir's database again instead of starting afresh: a second "
+        "judge then reuses the summaries and rollups a model made",
+    )
 
 
 async def run_eval(
@@ -554,7 +561,7 @@ async def run_eval(
             corpus_desc = f"generated, seed {spec.seed}"
         labels = load_labels(labels_path)
         db = scratch / "eval.duckdb"
-        if db.exists():
+        if db.exists() and not (options.reuse_db and options.work_dir):
             db.unlink()
         with Store(db) as store:
             rep = await run_pipeline(
@@ -610,7 +617,9 @@ async def run_eval(
             interactions=n,
             accounts=len(labels),
             hierarchical=method_metrics("hierarchical", hier, labels, rubrics, judge.name, cals),
-            baseline=method_metrics("per-interaction", base, labels, rubrics, judge.name, cals),
+            baseline=method_metrics("per-interaction", base, labels, rubrics, judge.name, cals)
+            if options.baseline
+            else None,
             campaigns=camp,
             cost=cost,
             agentdojo=dojo,

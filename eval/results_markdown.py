@@ -31,7 +31,7 @@ def render(report: EvalReport, command: str, machine: str) -> str:
         "| look-alike FPR | single-interaction recall |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for m in (h, b):
+    for m in (h, b) if b else (h,):
         lines.append(
             f"| {m.method} | {_f(m.precision)} | {_f(m.recall)} | {_f(m.fpr)} | {_f(m.auc)} "
             f"| {_f(m.recall_at_1pct_fpr)} | {_f(m.recall_at_2pct_fpr)} "
@@ -42,7 +42,7 @@ def render(report: EvalReport, command: str, machine: str) -> str:
         "| rubric | threshold | positives | recall | FPR | AUC | baseline recall | baseline AUC |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    base = {r.rubric: r for r in b.per_rubric}
+    base = {r.rubric: r for r in b.per_rubric} if b else {}
     for r in h.per_rubric:
         br = base.get(r.rubric)
         mark = "" if r.threshold_source == "calibrated" else " (default)"

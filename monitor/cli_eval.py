@@ -63,6 +63,25 @@ def eval_cmd(
     keep: Annotated[
         Path | None, typer.Option(help="Keep the scratch corpus and database in this folder.")
     ] = None,
+    reuse: Annotated[
+        bool,
+        typer.Option(
+            "--reuse",
+            help="With --keep: read the kept database again instead of starting afresh, so "
+            "another --judge reuses the summaries and rollups (with a model, the costly part).",
+        ),
+    ] = False,
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            "--baseline/--no-baseline",
+            help="Also judge every interaction alone (the per-interaction baseline). With "
+            "--judge llm that asks the model about every interaction and rubric.",
+        ),
+    ] = True,
+    no_agentdojo: Annotated[
+        bool, typer.Option("--no-agentdojo", help="Skip the AgentDojo check.")
+    ] = False,
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print the results as the README's tables.")
     ] = False,
@@ -90,8 +109,14 @@ def eval_cmd(
         raise _fail("say what to evaluate: --corpus DIR or --generate [--seed N]")
     if write_readme is not None and not write_readme.is_file():
         raise _fail(f"{write_readme}: no such file")
+    if reuse and keep is None:
+        raise _fail("--reuse reads the database kept by --keep DIR: give --keep")
     with tempfile.TemporaryDirectory(prefix="tracewatch-eval-key-") as tmp:
-        backend = _backend(str(Path(tmp) / "eval.duckdb"), summarizer, model, vllm_url)
+        # a kept database keeps its redaction key beside it, so a reused one is read with the
+        # pseudonyms it was written with
+        key_home = keep if keep is not None else Path(tmp)
+        key_home.mkdir(parents=True, exist_ok=True)
+        backend = _backend(str(key_home / "eval.duckdb"), summarizer, model, vllm_url)
         try:
             j = create_judge(judge, backend)
         except ValueError as exc:
@@ -101,7 +126,9 @@ def eval_cmd(
             seed=seed if generate else None,
             spec=LabelledSpec(seed=seed, tools_share=tools_share) if generate else None,
             work_dir=keep,
-            agentdojo=agentdojo or default_agentdojo(),
+            agentdojo=None if no_agentdojo else (agentdojo or default_agentdojo()),
+            baseline=baseline,
+            reuse_db=reuse,
         )
         status = err.status("eval", spinner="dots") if err.is_terminal and not json else None
 
@@ -169,7 +196,7 @@ def print_report(report) -> None:  # type: ignore[no-untyped-def]
         "single-interaction recall",
     ):
         t.add_column(col, justify="right" if col != "method" else "left")
-    for m in (m_h, m_b):
+    for m in (m_h, m_b) if m_b else (m_h,):
         t.add_row(
             m.method,
             _fmt(m.precision),
@@ -196,7 +223,7 @@ def print_report(report) -> None:  # type: ignore[no-untyped-def]
         "base AUC",
     ):
         t.add_column(col, justify="right" if col != "rubric" else "left")
-    base = {r.rubric: r for r in m_b.per_rubric}
+    base = {r.rubric: r for r in m_b.per_rubric} if m_b else {}
     for r in m_h.per_rubric:
         b = base.get(r.rubric)
         t.add_row(
@@ -219,7 +246,7 @@ def print_report(report) -> None:  # type: ignore[no-untyped-def]
     )
     for col in ("category", "kind", "accounts", "flagged", "share", "baseline share"):
         t.add_column(col, justify="right" if col not in ("category", "kind") else "left")
-    base_cat = {(c.category, c.harmful): c for c in m_b.per_category}
+    base_cat = {(c.category, c.harmful): c for c in m_b.per_category} if m_b else {}
     for c in m_h.per_category:
         b = base_cat.get((c.category, c.harmful))
         kind = "harmful" if c.harmful else ("look-alike" if c.lookalike else "benign")

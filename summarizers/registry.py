@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -42,7 +43,22 @@ def _vllm(redactor: Redactor, opts: dict[str, Any]) -> Summarizer:
     model = opts.get("model")
     if not model:
         raise ValueError("the vllm summarizer needs --model (the name vLLM serves)")
-    return VLLMSummarizer(redactor, model, base_url=opts.get("vllm_url") or DEFAULT_URL)
+    return VLLMSummarizer(
+        redactor, model, base_url=opts.get("vllm_url") or DEFAULT_URL, timeout_s=_timeout()
+    )
+
+
+def _timeout() -> float:
+    """Seconds one request may take ($TRACEWATCH_VLLM_TIMEOUT): a model on CPU needs more than
+    a GPU's default, and a timed-out request is asked again, which costs the work twice."""
+    raw = os.environ.get("TRACEWATCH_VLLM_TIMEOUT", "60")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ValueError(f"TRACEWATCH_VLLM_TIMEOUT={raw!r}: give seconds, above 0")
+    return value
 
 
 def _anthropic(redactor: Redactor, opts: dict[str, Any]) -> Summarizer:

@@ -194,3 +194,39 @@ def test_eval_write_readme_refuses_a_missing_file_before_running(tmp_path: Path)
         timeout=60,
     )
     assert r.returncode == 2 and "nope.md: no such file" in r.stderr
+
+
+def test_eval_reuses_a_kept_database_and_can_skip_the_baseline(tmp_path: Path) -> None:
+    """A second judge on a kept database reads the summaries the first run made: with a model
+    those are the costly part, and --reuse is how the real-model bench judges three ways."""
+    spec = LabelledSpec(seed=5, benign_accounts=20, harmful_per_category=1,
+                        lookalikes_per_category=1, single_harm_accounts=1)  # fmt: skip
+    written = write_labelled(spec, tmp_path / "corpus")
+    corpus = str(Path(written["labels"]).parent)
+    keep = tmp_path / "work"
+    base = [*TW, "eval", "--corpus", corpus, "--keep", str(keep), "--no-agentdojo", "--json"]
+
+    def run(*extra: str) -> dict:
+        r = subprocess.run([*base, *extra], capture_output=True, timeout=300)
+        assert r.returncode == 0, r.stderr.decode()[-2000:]
+        return orjson.loads(r.stdout)
+
+    first = run()
+    again = run("--reuse", "--no-baseline")
+    with Store(keep / "eval.duckdb") as store:
+        n = store.con.execute("SELECT count(*) FROM interactions").fetchone()[0]
+    assert again["interactions"] == first["interactions"] == n > 0
+    assert again["hierarchical"] == first["hierarchical"]
+    assert first["baseline"]["method"] == "per-interaction"
+    assert again["baseline"] is None  # not run, so not reported as a recall of 0
+    # nothing was summarized or read twice: the kept database already held it
+    with Store(keep / "eval.duckdb") as store:
+        dup = store.con.execute(
+            "SELECT count(*) - count(DISTINCT interaction_id) FROM interactions"
+        ).fetchone()[0]
+    assert dup == 0
+    fresh = run("--no-baseline")  # without --reuse the kept database starts afresh
+    assert fresh["hierarchical"] == first["hierarchical"]
+    r = subprocess.run([*TW, "eval", "--corpus", corpus, "--reuse"], capture_output=True,
+                       text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and "--keep" in r.stderr
