@@ -94,7 +94,7 @@ async def test_offline_engine_with_the_real_model(
         recorded = store.con.execute(
             "SELECT count(DISTINCT content_hash) FROM summary_failures"
         ).fetchone()[0]
-        first = store.con.execute("SELECT min(interaction_id) FROM interactions").fetchone()[0]
+        first = store.con.execute("SELECT min(interaction_id) FROM interactions").fetchall()[0][0]
         one = store.load_interactions([first])
     # the engine answers one at a time as it does a batch: a Summary or a reason
     res = (await backend.summarize_many(one))[0]
