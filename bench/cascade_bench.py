@@ -34,8 +34,8 @@ from tracewatch.rubrics.cascade_judge import CascadeJudge
 from tracewatch.rubrics.llm_judge import LLMJudge
 from tracewatch.rubrics.signal_judge import SignalJudge
 from tracewatch.summarizers.anthropic_backend import AnthropicSummarizer
-from tracewatch.summarizers.embedded import EmbeddedSummarizer
 from tracewatch.summarizers.redaction import Redactor, load_key
+from tracewatch.summarizers.registry import create
 
 ANSWER = {
     "score": 0.9,
@@ -84,8 +84,9 @@ def row(rep: Any, calls: int) -> dict[str, Any]:
 
 
 async def one_corpus(folder: Path, work: Path) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
     key = load_key(str(work / "eval.duckdb"))
-    embedded = EmbeddedSummarizer(Redactor(key))
+    embedded = create("embedded", Redactor(key))  # as `--summarizer embedded` makes it
     out: dict[str, Any] = {}
     for n, (name, make) in enumerate(
         (("signals", lambda b: SignalJudge()), ("llm", LLMJudge), ("cascade", CascadeJudge))

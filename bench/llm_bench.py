@@ -88,7 +88,9 @@ def slice_corpus(src: Path, out: Path, per_label: int) -> Path:
 
 def tracewatch(*args: str) -> dict[str, Any]:
     exe = Path(sys.executable).parent / "tracewatch"
-    r = subprocess.run([str(exe), *args, "--json"], capture_output=True, timeout=7200)
+    # a request on 2 CPUs waits behind the others in the batch: a timeout would ask it again
+    env = {**os.environ, "TRACEWATCH_VLLM_TIMEOUT": "900"}
+    r = subprocess.run([str(exe), *args, "--json"], capture_output=True, timeout=7200, env=env)
     if r.returncode != 0:
         sys.exit(f"tracewatch {' '.join(args)} failed:\n{r.stderr.decode()[-2000:]}")
     return json.loads(r.stdout)
@@ -118,6 +120,12 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=2, help="accounts per label group")
     ap.add_argument("--corpus", type=Path, action="append", default=[], help="labelled folder")
     ap.add_argument("--port", type=int, default=8791)
+    ap.add_argument(
+        "--judges",
+        default="signals,cascade,llm",
+        help="judges to run with the model, in order (the first summarizes)",
+    )
+    ap.add_argument("--no-endpoint", action="store_true", help="skip the endpoint figures")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     out: dict[str, Any] = {"cpus": os.cpu_count(), "model": "SmolLM2-135M-Instruct Q4_1 (fp32)"}
@@ -134,12 +142,13 @@ def main() -> None:
         model = ["--summarizer", "vllm", "--vllm-url", url, "--model", "smollm2"]
         try:
             bench = ROOT / "bench" / "endpoint_bench.py"
-            r = subprocess.run([sys.executable, str(bench), "--base-url", url, "--model",
-                                "smollm2", "--requests", "24", "--concurrency", "8", "--json"],
-                               capture_output=True, timeout=3600)  # fmt: skip
-            out["endpoint"] = json.loads(r.stdout) if r.returncode == 0 else r.stderr.decode()
-            if not args.json:
-                print(json.dumps({"endpoint": out["endpoint"]}, indent=1), flush=True)
+            if not args.no_endpoint:
+                r = subprocess.run([sys.executable, str(bench), "--base-url", url, "--model",
+                                    "smollm2", "--requests", "24", "--concurrency", "8", "--json"],
+                                   capture_output=True, timeout=3600)  # fmt: skip
+                out["endpoint"] = json.loads(r.stdout) if r.returncode == 0 else r.stderr.decode()
+                if not args.json:
+                    print(json.dumps({"endpoint": out["endpoint"]}, indent=1), flush=True)
             out["slices"] = {}
             for n, (name, folder) in enumerate(slices.items()):
                 row = {"embedded + signals": figures(tracewatch("eval", "--corpus", str(folder)))}
@@ -147,7 +156,7 @@ def main() -> None:
                 # judge after the first reads those (the baseline would ask the model about
                 # every interaction again, so it is left out)
                 keep = ["--keep", str(tmp / f"work{n}"), "--no-baseline", "--no-agentdojo"]
-                for i, judge in enumerate(("signals", "cascade", "llm")):
+                for i, judge in enumerate(args.judges.split(",")):
                     reuse = ["--reuse"] if i else []
                     rep = tracewatch("eval", "--corpus", str(folder), *model, *keep, *reuse,
                                      "--judge", judge)  # fmt: skip

@@ -51,6 +51,9 @@ from tracewatch.summarizers.rollup_prompt import (
 PHASES = ["start", "window", "period", "campaign", "done"]
 
 
+FINISH_BATCH = 500  # aggregates built and written at a time
+
+
 def _add_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     out = dict(a or {})
     for k, v in (b or {}).items():
@@ -178,6 +181,33 @@ def _partial_row(u: dict[str, Any], text: RollupText, facets: RollupFacets) -> d
     }
 
 
+def _aggregate(job: dict[str, Any], finals: dict[str, dict[str, Any]], k: Any) -> Aggregate:
+    final = finals.get(job["aggregate_id"])
+    if final is None:
+        raise RuntimeError(f"rollup job {job['aggregate_id']} has no summary")
+    facets = RollupFacets.model_validate_json(final["facets"])
+    return Aggregate(
+        aggregate_id=job["aggregate_id"],
+        kind=job["kind"],
+        subject=job["subject"],
+        window=job["window_size"],
+        window_start=datetime.fromisoformat(job["start"]),
+        window_end=datetime.fromisoformat(job["end"]),
+        accounts=job["accounts"],
+        input_hash=job["input_hash"],
+        levels=final["levels"],
+        backend=k.backend,
+        model=k.model,
+        prompt_version=k.rollup_prompt_version,
+        text=final["text"],
+        facets=facets,
+        signals=facets.signals(),
+        links=[CampaignLink.model_validate(x) for x in job.get("links", [])],
+        tokens_in=final["tokens_in"],
+        tokens_out=final["tokens_out"],
+    )
+
+
 def _label(start: datetime, size: str) -> str:
     fmt = "%Y-%m-%d" if size not in ("1h", "6h") else "%Y-%m-%d %H:%M"
     return f"{start.strftime(fmt)} ({size})"
@@ -298,39 +328,13 @@ def build(ctx: RollupContext) -> StateGraph:
     # -- finishing a phase ------------------------------------------------------------
 
     def finish(phase: str, jobs: list[dict[str, Any]]) -> int:
-        if not jobs:
-            return 0
-        finals = rs.final_partials(jobs)
-        aggs = []
-        for job in jobs:
-            final = finals.get(job["aggregate_id"])
-            if final is None:
-                raise RuntimeError(f"rollup job {job['aggregate_id']} has no summary")
-            facets = RollupFacets.model_validate_json(final["facets"])
-            aggs.append(
-                Aggregate(
-                    aggregate_id=job["aggregate_id"],
-                    kind=job["kind"],
-                    subject=job["subject"],
-                    window=job["window_size"],
-                    window_start=datetime.fromisoformat(job["start"]),
-                    window_end=datetime.fromisoformat(job["end"]),
-                    accounts=job["accounts"],
-                    input_hash=job["input_hash"],
-                    levels=final["levels"],
-                    backend=k.backend,
-                    model=k.model,
-                    prompt_version=k.rollup_prompt_version,
-                    text=final["text"],
-                    facets=facets,
-                    signals=facets.signals(),
-                    links=[CampaignLink.model_validate(x) for x in job.get("links", [])],
-                    tokens_in=final["tokens_in"],
-                    tokens_out=final["tokens_out"],
-                )
-            )
-        rs.write_aggregates(aggs, features=phase == "window")
-        return len(aggs)
+        # In batches: a phase's aggregates, with their facets, never all in memory at once.
+        # Each batch is written whole; a resumed run writes them all again, which is idempotent.
+        for n in range(0, len(jobs), FINISH_BATCH):
+            batch = jobs[n : n + FINISH_BATCH]
+            finals = rs.final_partials(batch)
+            rs.write_aggregates([_aggregate(job, finals, k) for job in batch], phase == "window")
+        return len(jobs)
 
     # -- nodes ------------------------------------------------------------------------
 
