@@ -315,3 +315,29 @@ def test_killed_rollup_resumes_to_the_same_aggregates(tmp_path: Path) -> None:
             a.con.execute("SELECT count(*) FROM rollup_runs WHERE status = 'running'").fetchone()[0]
             == 0
         )
+
+
+async def test_a_phase_finished_in_small_batches_writes_the_same_aggregates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Aggregates are built and written a batch at a time (bounded memory); the batch size
+    must not change a single row, features included."""
+    import tracewatch.monitor.rollup_graph as rollup_graph
+
+    spec = CorpusSpec(seed=9, interactions=250, accounts=8, spam_campaign_accounts=3)
+    results = []
+    for batch in (3, rollup_graph.FINISH_BATCH):
+        monkeypatch.setattr(rollup_graph, "FINISH_BATCH", batch)
+        store, summarizer = await _store_with(tmp_path / f"b{batch}", spec)
+        try:
+            rep = await run_rollup(store, summarizer)
+            feats = store.con.execute(
+                "SELECT aggregate_id, kind, key, n, ids FROM rollup_features ORDER BY ALL"
+            ).fetchall()
+        finally:
+            store.close()
+        rows = aggregates(tmp_path / f"b{batch}" / "r.duckdb")
+        results.append((rep.windows_rolled, rep.periods_rolled, rep.campaigns_found, rows, feats))
+    small, default = results
+    assert small[0] > 3 * 3  # several batches in the window phase
+    assert small == default
