@@ -7,7 +7,7 @@ DEMO := demo
 VVENV := .venv-vllm
 VBIN := $(VVENV)/bin
 
-.PHONY: bench-llm bench-scale test-real-model fuzz screenshots demo test test-fast test-vllm vllm-env venv lint bench bench-run bench-endpoint bench-ray bench-tokens results clean
+.PHONY: bench-cascade bench-llm bench-scale test-real-model fuzz screenshots demo test test-fast test-vllm vllm-env venv lint bench bench-run bench-endpoint bench-ray bench-tokens results clean
 
 $(BIN)/tracewatch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -93,6 +93,11 @@ bench-scale: venv
 # default, --judge llm and --judge cascade (about 30 minutes on 2 cores).
 bench-llm: $(VBIN)/.ready
 	$(VBIN)/python bench/llm_bench.py $(if $(wildcard ../shared/eval-dev/corpus-a),--corpus ../shared/eval-dev/corpus-a)
+
+# The cascade judge against signals and llm alone, through the Anthropic client on a recorded
+# transport: model calls, judge tokens, and the cascade's recall/FPR ceilings (a few minutes).
+bench-cascade: venv
+	$(BIN)/python bench/cascade_bench.py $(if $(wildcard ../shared/eval-dev/corpus-a),--corpus ../shared/eval-dev/corpus-a)
 
 # Summarizer throughput of an OpenAI-compatible endpoint:
 #   make bench-endpoint URL=http://127.0.0.1:8000/v1 MODEL=Qwen/Qwen2.5-7B-Instruct
