@@ -67,7 +67,7 @@ def eval_cmd(
         bool,
         typer.Option(
             "--reuse",
-            help="With --keep: read the kept database again instead of starting afresh, so "
+            help="With --keep: read the kept database again (same corpus) instead of afresh, so "
             "another --judge reuses the summaries and rollups (with a model, the costly part).",
         ),
     ] = False,
