@@ -48,9 +48,12 @@ ANSWER = {
 
 
 def recorded_anthropic(key: bytes, calls: list[int]) -> AnthropicSummarizer:
+    """`calls` gets the tokens of each answer, input and output, as its usage reports them."""
+
     def handle(request: httpx2.Request) -> httpx2.Response:
         body = orjson.loads(request.content)
-        calls.append(len(request.content))
+        usage = {"input_tokens": len(request.content) // 4, "output_tokens": 60}
+        calls.append(usage["input_tokens"] + usage["output_tokens"])
         tool = body["tool_choice"]["name"]
         message = {
             "id": f"msg_{len(calls)}",
@@ -62,7 +65,7 @@ def recorded_anthropic(key: bytes, calls: list[int]) -> AnthropicSummarizer:
             "content": [
                 {"type": "tool_use", "id": f"toolu_{len(calls)}", "name": tool, "input": ANSWER}
             ],
-            "usage": {"input_tokens": len(request.content) // 4, "output_tokens": 60},
+            "usage": usage,
         }
         return httpx2.Response(200, json=message)
 
@@ -70,16 +73,15 @@ def recorded_anthropic(key: bytes, calls: list[int]) -> AnthropicSummarizer:
     return AnthropicSummarizer(Redactor(key), api_key="sk-ant-recorded", http_client=client)
 
 
-def row(rep: Any, calls: int) -> dict[str, Any]:
+def row(rep: Any, calls: list[int]) -> dict[str, Any]:
     h = rep.hierarchical
-    judge_tokens = rep.cost.judge_tokens_per_interaction * rep.interactions
     return {
         "recall": h.recall,
         "fpr": h.fpr,
         "look_alike_fpr": h.hard_negative_fpr,
         "precision": h.precision,
-        "model_calls": calls,
-        "judge_tokens": round(judge_tokens),
+        "model_calls": len(calls),
+        "judge_tokens": sum(calls),  # exact: the report's figure is rounded per interaction
     }
 
 
@@ -96,7 +98,7 @@ async def one_corpus(folder: Path, work: Path) -> dict[str, Any]:
         opts = EvalOptions(corpus=folder, work_dir=work, baseline=False, reuse_db=n > 0)
         rep, _, _ = await run_eval(opts, embedded, make(model))
         await model.aclose()
-        out[name] = row(rep, len(calls))
+        out[name] = row(rep, calls)
         out["interactions"] = rep.interactions
     llm = out["llm"]["judge_tokens"] or 1
     out["cascade_tokens_share_of_llm"] = round(out["cascade"]["judge_tokens"] / llm, 4)

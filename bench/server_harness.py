@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,13 +103,15 @@ def signed(secret: str, body: bytes, webhook_id: str, at: datetime | None = None
     }
 
 
-def envelope(account: str, n: int, text: str = "", pad: int = 0) -> dict[str, Any]:
-    """A small OpenAI Responses computer-use trace in the identity envelope."""
+def envelope(account: str, n: int, text: str = "", pad: int = 0, day: int = 0) -> dict[str, Any]:
+    """A small OpenAI Responses computer-use trace in the identity envelope, `day` days after
+    the first (a later day falls in new windows, as a receiver sees day after day)."""
     typed = f"{text or 'hello from the load test'} #{n}" + ("x" * pad)
+    started = datetime(2026, 10, 5, 10 + n % 10, n % 60, tzinfo=UTC) + timedelta(days=day)
     return {
         "account_id": account,
         "interaction_id": f"{account}-{n}",
-        "started_at": f"2026-10-05T{10 + n % 10:02d}:{n % 60:02d}:00Z",
+        "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "trace": {
             "input": [
                 {"role": "user", "content": f"post a reply on forum{n % 7}.example"},

@@ -18,7 +18,6 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +33,9 @@ KEYS = {"bench": "bench-key"}
 
 
 def body_of(account: str, n: int, size: int, day: int = 0) -> tuple[str, bytes]:
-    env = envelope(account, n)
+    env = envelope(account, n, day=day)
     base = len(orjson.dumps(env))
-    env = envelope(account, n, pad=max(0, size - base))
-    if day:  # a later day: new windows, as a receiver sees day after day
-        when = datetime.fromisoformat(env["started_at"]) + timedelta(days=day)
-        env["started_at"] = when.isoformat().replace("+00:00", "Z")
+    env = envelope(account, n, pad=max(0, size - base), day=day)
     return env["interaction_id"], orjson.dumps(env)
 
 

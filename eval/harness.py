@@ -137,6 +137,10 @@ class EvalReport(BaseModel):
     agentdojo: list[AgentDojoRow] = Field(default_factory=list)
     seconds: float = 0.0
 
+    def methods(self) -> list[MethodMetrics]:
+        """The methods that ran, hierarchical first: the baseline only where it was run."""
+        return [self.hierarchical] + ([self.baseline] if self.baseline else [])
+
 
 class Scores(BaseModel):
     """Per account: the best score and whether anything was flagged, overall and per rubric."""

@@ -31,7 +31,7 @@ def render(report: EvalReport, command: str, machine: str) -> str:
         "| look-alike FPR | single-interaction recall |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for m in (h, b) if b else (h,):
+    for m in report.methods():
         lines.append(
             f"| {m.method} | {_f(m.precision)} | {_f(m.recall)} | {_f(m.fpr)} | {_f(m.auc)} "
             f"| {_f(m.recall_at_1pct_fpr)} | {_f(m.recall_at_2pct_fpr)} "

@@ -196,7 +196,7 @@ def print_report(report) -> None:  # type: ignore[no-untyped-def]
         "single-interaction recall",
     ):
         t.add_column(col, justify="right" if col != "method" else "left")
-    for m in (m_h, m_b) if m_b else (m_h,):
+    for m in report.methods():
         t.add_row(
             m.method,
             _fmt(m.precision),
