@@ -321,6 +321,14 @@ def summarize_cmd(
         str, typer.Option("--vllm-url", help="vLLM's OpenAI-compatible endpoint.")
     ] = "http://127.0.0.1:8000/v1",
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 8,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Ask again about content whose answer a greedy model (vLLM, temperature 0) "
+            "cut off or answered off-schema before; by default that answer is settled.",
+        ),
+    ] = False,
     vllm_engine_args: EngineArgsOption = None,
     db: DbOption = None,
     json: JsonOption = False,
@@ -338,7 +346,9 @@ def summarize_cmd(
     store = _open(db)
     try:
         backend = _backend(store.path, summarizer, model, vllm_url, eargs)
-        todo = store.count_unsummarized(backend.name, backend.model, backend.prompt_version)
+        todo = store.count_unsummarized(
+            backend.name, backend.model, backend.prompt_version, settled=retry_failed
+        )
         progress = Progress(
             TextColumn("[bold]summarize[/]"),
             BarColumn(),
@@ -353,7 +363,11 @@ def summarize_cmd(
             report = run_stage(
                 backend,
                 summarize_store(
-                    store, backend, concurrency, on_progress=lambda n: progress.advance(task, n)
+                    store,
+                    backend,
+                    concurrency,
+                    on_progress=lambda n: progress.advance(task, n),
+                    retry_settled=retry_failed,
                 ),
             )
             asyncio.run(backend.aclose())
@@ -374,6 +388,10 @@ def summarize_cmd(
     table.add_row("failed", f"[red]{report.failed}[/]" if report.failed else "0")
     for reason, n in report.failures_by_reason.most_common(10):
         table.add_row(f"  {reason}", str(n))
+    if report.settled:
+        table.add_row(
+            "not asked again (answer rejected before; --retry-failed)", str(report.settled)
+        )
     table.add_row("tokens in / out", f"{report.tokens_in} / {report.tokens_out}")
     out.print(table)
 

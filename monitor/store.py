@@ -380,7 +380,20 @@ MIGRATIONS.append(
         ],
     )
 )
+MIGRATIONS.append(
+    (
+        9,
+        "summary failures that asking again cannot change (a greedy model's rejected answer)",
+        ["ALTER TABLE summary_failures ADD COLUMN settled BOOLEAN DEFAULT false"],
+    )
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+# content a greedy model already answered unusably under the same key (see AnswerRejected)
+_NOT_SETTLED = (
+    " AND NOT EXISTS (SELECT 1 FROM summary_failures f WHERE f.content_hash = i.content_hash"
+    " AND f.backend = ? AND f.model = ? AND f.prompt_version = ? AND f.settled)"
+)
 
 
 @dataclass
@@ -858,28 +871,45 @@ class Store:
     # -- summaries ----------------------------------------------------------------------
 
     def unsummarized(
-        self, backend: str, model: str, prompt_version: str, batch_size: int = 500
+        self,
+        backend: str,
+        model: str,
+        prompt_version: str,
+        batch_size: int = 500,
+        retry_settled: bool = False,
     ) -> Iterator[list[Interaction]]:
-        """One interaction per content hash that has no summary under this key, in batches."""
+        """One interaction per content hash that has no summary under this key, in batches.
+
+        Content whose answer was rejected by a greedy model under this key is left out unless
+        `retry_settled`: the same prompt would get the same answer.
+        """
         ids = [
             r[0]
             for r in self.con.execute(
                 "SELECT min(interaction_id) FROM interactions i WHERE NOT EXISTS ("
                 " SELECT 1 FROM summaries s WHERE s.content_hash = i.content_hash"
                 " AND s.backend = ? AND s.model = ? AND s.prompt_version = ?)"
+                f"{'' if retry_settled else _NOT_SETTLED}"
                 " GROUP BY content_hash ORDER BY 1",
-                [backend, model, prompt_version],
+                [backend, model, prompt_version]
+                + ([] if retry_settled else [backend, model, prompt_version]),
             ).fetchall()
         ]
         for start in range(0, len(ids), batch_size):
             yield self.load_interactions(ids[start : start + batch_size])
 
-    def count_unsummarized(self, backend: str, model: str, prompt_version: str) -> int:
+    def count_unsummarized(
+        self, backend: str, model: str, prompt_version: str, settled: bool = True
+    ) -> int:
+        """Distinct contents with no summary under this key; `settled=False` leaves out those
+        a greedy model's rejected answer settled (what `summarize` would still ask about)."""
         row = self.con.execute(
             "SELECT count(DISTINCT content_hash) FROM interactions i WHERE NOT EXISTS ("
             " SELECT 1 FROM summaries s WHERE s.content_hash = i.content_hash"
-            " AND s.backend = ? AND s.model = ? AND s.prompt_version = ?)",
-            [backend, model, prompt_version],
+            " AND s.backend = ? AND s.model = ? AND s.prompt_version = ?)"
+            f"{'' if settled else _NOT_SETTLED}",
+            [backend, model, prompt_version]
+            + ([] if settled else [backend, model, prompt_version]),
         ).fetchone()
         return int(row[0]) if row else 0
 
@@ -978,13 +1008,17 @@ class Store:
             self.con.unregister("_tw_sum")
         return len(summaries)
 
-    def write_summary_failures(self, failures: Sequence[tuple[str, str, str, str, str]]) -> None:
-        """(content_hash, backend, model, prompt_version, error) rows, kept for `summarize`."""
+    def write_summary_failures(
+        self, failures: Sequence[tuple[str, str, str, str, str, bool]]
+    ) -> None:
+        """(content_hash, backend, model, prompt_version, error, settled) rows, kept for
+        `summarize`; a settled one is not asked again under the same key."""
         if failures:
             now = datetime.now(UTC)
             self.con.executemany(
-                "INSERT INTO summary_failures VALUES (?, ?, ?, ?, ?, ?)",
-                [(*f, now) for f in failures],
+                "INSERT INTO summary_failures (content_hash, backend, model, prompt_version,"
+                " error, settled, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(*f[:5], f[5], now) for f in failures],
             )
 
     def record_failure(self, stage: str, item: str, reason: str) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tracewatch.monitor.models import Interaction
-from tracewatch.summarizers.base import Summarizer, SummarizerError
+from tracewatch.summarizers.base import AnswerRejected, Summarizer, SummarizerError
 from tracewatch.summarizers.llm_common import (
     PerLoopClient,
     compose,
@@ -99,7 +99,7 @@ class AnthropicSummarizer(Summarizer):
     def _tool_input(self, message: Any, tool: str) -> dict[str, Any] | None:
         """The forced tool call's input; a cut-off or tool-less answer is a failure."""
         if getattr(message, "stop_reason", None) == "max_tokens":
-            raise SummarizerError(f"truncated: the answer hit max_tokens={self.max_tokens}")
+            raise AnswerRejected(f"truncated: the answer hit max_tokens={self.max_tokens}")
         block = next(
             (
                 b
@@ -109,7 +109,7 @@ class AnthropicSummarizer(Summarizer):
             None,
         )
         if block is None:
-            raise SummarizerError(f"invalid output: the model did not call {tool}")
+            raise AnswerRejected(f"invalid output: the model did not call {tool}")
         return block.input if isinstance(block.input, dict) else None
 
     def _from_message(self, inter: Interaction, message: Any) -> Summary:

@@ -22,6 +22,15 @@ class SummarizerError(RuntimeError):
     """A summary could not be produced; recorded as a failure with this message, never faked."""
 
 
+class AnswerRejected(SummarizerError):
+    """The model answered, but the answer was cut off or did not fit the schema.
+
+    Unlike a timeout or an HTTP error, asking again cannot help a backend that decodes
+    greedily: the same prompt gets the same answer. Such failures are settled (not asked
+    again under the same cache key) unless the user asks for a retry.
+    """
+
+
 class Summarizer(ABC):
     """Turns one interaction into a redacted Summary.
 
@@ -33,6 +42,8 @@ class Summarizer(ABC):
     name: ClassVar[str]
     prompt_version: ClassVar[str]
     rollup_prompt_version: ClassVar[str] = ROLLUP_PROMPT_VERSION
+    # temperature 0: an answer rejected once is rejected again (see AnswerRejected)
+    greedy: ClassVar[bool] = False
 
     def __init__(self, redactor: Redactor, model: str) -> None:
         self.redactor = redactor

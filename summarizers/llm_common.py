@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from tracewatch.monitor.envelope import describe_validation_error
 from tracewatch.monitor.models import Interaction
-from tracewatch.summarizers.base import SummarizerError
+from tracewatch.summarizers.base import AnswerRejected
 from tracewatch.summarizers.facets import extract
 from tracewatch.summarizers.models import Summary
 from tracewatch.summarizers.prompt import PROMPT_VERSION, LLMSummaryOutput
@@ -29,7 +29,7 @@ _FENCED_JSON = re.compile(r"```(?:json)?\s*(\{.*\})\s*```", re.S)
 
 def load_json(raw: str | dict[str, Any] | None) -> dict[str, Any]:
     if raw is None:
-        raise SummarizerError("invalid output: empty answer")
+        raise AnswerRejected("invalid output: empty answer")
     data: Any = raw
     if isinstance(raw, str):
         text = raw.strip()
@@ -41,9 +41,9 @@ def load_json(raw: str | dict[str, Any] | None) -> dict[str, Any]:
         try:
             data = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
-            raise SummarizerError(f"invalid output: not JSON ({exc})") from None
+            raise AnswerRejected(f"invalid output: not JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise SummarizerError("invalid output: expected a JSON object")
+        raise AnswerRejected("invalid output: expected a JSON object")
     return data
 
 
@@ -52,7 +52,7 @@ def parse_output(raw: str | dict[str, Any] | None) -> LLMSummaryOutput:
     try:
         return LLMSummaryOutput.model_validate(load_json(raw))
     except ValidationError as exc:
-        raise SummarizerError(f"invalid output: {describe_validation_error(exc)}") from None
+        raise AnswerRejected(f"invalid output: {describe_validation_error(exc)}") from None
 
 
 def rollup_text(redactor: Redactor, raw: str | dict[str, Any] | None, usage: Any) -> RollupText:
@@ -60,7 +60,7 @@ def rollup_text(redactor: Redactor, raw: str | dict[str, Any] | None, usage: Any
     try:
         out = LLMRollupOutput.model_validate(load_json(raw))
     except ValidationError as exc:
-        raise SummarizerError(f"invalid output: {describe_validation_error(exc)}") from None
+        raise AnswerRejected(f"invalid output: {describe_validation_error(exc)}") from None
     text = out.summary.strip()
     if out.patterns:
         text += " Patterns: " + "; ".join(p.strip() for p in out.patterns if p.strip()) + "."

@@ -13,7 +13,7 @@ import random
 from typing import Any
 
 from tracewatch.monitor.models import Interaction
-from tracewatch.summarizers.base import Summarizer, SummarizerError
+from tracewatch.summarizers.base import AnswerRejected, Summarizer, SummarizerError
 from tracewatch.summarizers.llm_common import (
     PerLoopClient,
     compose,
@@ -39,6 +39,7 @@ DEFAULT_URL = "http://127.0.0.1:8000/v1"
 class VLLMSummarizer(Summarizer):
     name = "vllm"
     prompt_version = PROMPT_VERSION
+    greedy = True  # every request is sent at temperature 0
 
     def __init__(
         self,
@@ -152,9 +153,9 @@ class VLLMSummarizer(Summarizer):
         """The answer's text; a missing or cut-off answer is a failure, never parsed."""
         choice = resp.choices[0] if resp.choices else None
         if choice is None:
-            raise SummarizerError("invalid output: no choices in the answer")
+            raise AnswerRejected("invalid output: no choices in the answer")
         if choice.finish_reason == "length":
-            raise SummarizerError(f"truncated: the answer hit max_tokens={self.max_tokens}")
+            raise AnswerRejected(f"truncated: the answer hit max_tokens={self.max_tokens}")
         return choice.message.content
 
     async def _complete(self, body: dict[str, Any]) -> Any:

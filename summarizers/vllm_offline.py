@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from tracewatch.monitor.models import Interaction
-from tracewatch.summarizers.base import Summarizer, SummarizerError
+from tracewatch.summarizers.base import AnswerRejected, Summarizer, SummarizerError
 from tracewatch.summarizers.llm_common import compose, parse_output
 from tracewatch.summarizers.models import Summary
 from tracewatch.summarizers.prompt import INSTRUCTIONS, PROMPT_VERSION, output_schema, user_message
@@ -51,6 +51,7 @@ def _sampling_params(vllm: Any, sampling: dict[str, Any]) -> Any:
 class VLLMOfflineSummarizer(Summarizer):
     name = "vllm-offline"
     prompt_version = PROMPT_VERSION
+    greedy = True  # every request is sent at temperature 0
 
     def __init__(
         self,
@@ -101,7 +102,7 @@ class VLLMOfflineSummarizer(Summarizer):
         """
         try:
             if tokens_out >= self.max_tokens:
-                raise SummarizerError(f"truncated: the answer hit max_tokens={self.max_tokens}")
+                raise AnswerRejected(f"truncated: the answer hit max_tokens={self.max_tokens}")
             parsed = parse_output(text)
             return compose(
                 inter, self.redactor, parsed, self.name, self.model, tokens_in, tokens_out

@@ -17,7 +17,7 @@ import pytest
 
 from tracewatch.monitor.models import Interaction
 from tracewatch.monitor.store import Store
-from tracewatch.monitor.summarize import summarize_store
+from tracewatch.monitor.summarize import SummarizeReport, summarize_store
 from tracewatch.summarizers.anthropic_backend import AnthropicSummarizer
 from tracewatch.summarizers.base import SummarizerError
 from tracewatch.summarizers.llm_common import parse_output
@@ -224,6 +224,50 @@ async def test_failures_are_recorded_and_run_continues(tmp_path: Path) -> None:
         fails = store.con.execute("SELECT error FROM summary_failures").fetchall()
     assert rep.summarized == 3 and rep.failed == 3
     assert all("truncated" in e[0] for e in fails)
+
+
+async def test_a_greedy_models_rejected_answer_is_settled_but_an_http_error_is_not(
+    tmp_path: Path,
+) -> None:
+    """At temperature 0 the same prompt gets the same cut-off answer: a re-run must not pay
+    for it again, while a server error is asked about again; --retry-failed asks anyway."""
+    from tracewatch.monitor.ingest import ingest
+
+    f = tmp_path / "e.jsonl"
+    f.write_bytes(
+        b"\n".join(
+            orjson.dumps({"account_id": "a", "trace": {"messages": [
+                {"role": "user", "content": f"task {n}"}]}})
+            for n in range(4)
+        )
+    )  # fmt: skip
+    first = Recorded(
+        (200, fixture("vllm/chat_truncated.json")),
+        (500, {}),
+        (200, fixture("vllm/chat_truncated.json")),
+        (200, fixture("vllm/chat_ok.json")),
+    )
+    with Store(tmp_path / "v.duckdb") as store:
+        ingest([str(f)], store)
+
+        async def run(rec: Recorded, retry: bool = False) -> SummarizeReport:
+            b = VLLMSummarizer(R, "m", base_url=URL, retries=0, http_client=rec.client())
+            return await summarize_store(store, b, concurrency=1, retry_settled=retry)
+
+        rep = await run(first)
+        assert (rep.summarized, rep.failed, rep.settled) == (1, 3, 0)
+        settled = store.con.execute(
+            "SELECT settled, count(*) FROM summary_failures GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        assert settled == [(False, 1), (True, 2)]
+        again = Recorded((200, fixture("vllm/chat_ok.json")))
+        rep = await run(again)
+        assert len(again.calls) == 1  # only the content the HTTP 500 left unanswered
+        assert (rep.summarized, rep.settled, rep.cached) == (1, 2, 1)
+        retry = Recorded((200, fixture("vllm/chat_ok.json")))
+        rep = await run(retry, retry=True)
+        assert len(retry.calls) == 2 and rep.summarized == 2
+        assert store.count_unsummarized("vllm", "m", PROMPT_VERSION) == 0
 
 
 # -- Anthropic -----------------------------------------------------------------------------

@@ -199,7 +199,14 @@ def _summarize(
             report.failed += 1
             report.failures_by_reason[r["error"]] += 1
             failures.append(
-                (r["content_hash"], backend.name, backend.model, backend.prompt_version, r["error"])
+                (
+                    r["content_hash"],
+                    backend.name,
+                    backend.model,
+                    backend.prompt_version,
+                    r["error"],
+                    False,  # the worker sends the reason only: asked again next time
+                )
             )
     return report, failures
 
