@@ -152,6 +152,8 @@ def main() -> None:
             out["slices"] = {}
             for n, (name, folder) in enumerate(slices.items()):
                 row = {"embedded + signals": figures(tracewatch("eval", "--corpus", str(folder)))}
+                if not args.json:
+                    print(json.dumps({name: row}), flush=True)
                 # one kept database per slice: the model summarizes and rolls up once, and each
                 # judge after the first reads those (the baseline would ask the model about
                 # every interaction again, so it is left out)
@@ -161,6 +163,8 @@ def main() -> None:
                     rep = tracewatch("eval", "--corpus", str(folder), *model, *keep, *reuse,
                                      "--judge", judge)  # fmt: skip
                     row[f"smollm2 + {judge}"] = figures(rep)
+                    if not args.json:  # as it goes: a slice takes an hour on 2 cores
+                        print(json.dumps({name: {judge: row[f"smollm2 + {judge}"]}}), flush=True)
                 out["slices"][name] = row
                 if not args.json:
                     print(json.dumps({name: row}, indent=1), flush=True)
