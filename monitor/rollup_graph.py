@@ -4,10 +4,13 @@
                 ^                                     |
                 +------------- (level done) ----------+          advance -> END
 
-`advance` finishes a phase (writes its aggregates) and plans the next one: account windows,
+`advance` finishes a round (writes its aggregates) and plans the next one: account windows,
 then account periods (day -> week) over the windows, then cross-account campaigns over the
-windows. Each aggregate to build is a job; its members (interaction summaries, or window
-aggregates) are cut into chunks that fit the context budget, and every chunk is a unit of
+windows. The window and period phases go in rounds of account ranges (`PLAN_BATCH` windows
+each), so what one round plans, loads and writes is bounded whatever the corpus size.
+
+Each aggregate to build is a job; its members (interaction summaries, or window aggregates)
+are cut into chunks that fit the context budget, and every chunk is a unit of
 level 0. `reduce` summarizes a shard of units in parallel (one Send each) into partials;
 `collect` turns each job's partials into the units of the next level, until every job is
 down to one partial: that is the aggregate. The recursion is the graph's own loop, one
@@ -52,6 +55,10 @@ PHASES = ["start", "window", "period", "campaign", "done"]
 
 
 FINISH_BATCH = 500  # aggregates built and written at a time
+# Account windows (or, for periods, window aggregates) planned, reduced and written per
+# round of a phase: the state, the members loaded by a superstep's shards and the partials
+# written by it are bounded by one round, not by the corpus.
+PLAN_BATCH = 2000
 
 
 def _add_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
@@ -67,6 +74,8 @@ class RollupState(TypedDict, total=False):
     level: int
     jobs: list[dict[str, Any]]
     units: list[dict[str, Any]]
+    # account ranges of the phase still to plan: a phase is done when none is left
+    batches: list[list[str]]
     stats: Annotated[dict[str, int], _add_counts]
 
 
@@ -225,13 +234,21 @@ def build(ctx: RollupContext) -> StateGraph:
 
     # -- planning ---------------------------------------------------------------------
 
-    def plan_windows() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-        since = parse_when(settings.since) if settings.since else None
-        until = parse_when(settings.until) if settings.until else None
-        stored = rs.stored_hashes("account_window", settings.window)
+    since = parse_when(settings.since) if settings.since else None
+    until = parse_when(settings.until) if settings.until else None
+
+    def batches_of(phase: str) -> list[list[str]]:
+        if phase == "window":
+            got = rs.window_batches(win_s, since, until, settings.accounts, PLAN_BATCH)
+        else:
+            got = rs.window_aggregate_batches(settings.window, PLAN_BATCH)
+        return [list(b) for b in got]
+
+    def plan_windows(lo: str, hi: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+        stored = rs.stored_hashes("account_window", settings.window, lo, hi)
         jobs, units, unchanged = [], [], 0
         for account, start, ids, lens, content in rs.window_groups(
-            win_s, since, until, settings.accounts
+            win_s, since, until, settings.accounts, lo, hi
         ):
             job = {
                 "aggregate_id": agg_id("account_window", account, settings.window, start),
@@ -253,13 +270,13 @@ def build(ctx: RollupContext) -> StateGraph:
             units.extend(_units(job, 0, ids, toks, ctx.room))
         return jobs, units, unchanged
 
-    def plan_periods() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    def plan_periods(lo: str, hi: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
         groups: dict[tuple[str, datetime], list[tuple[str, str, int]]] = {}
-        for aid, account, start, ihash, length in rs.window_aggregates(settings.window):
+        for aid, account, start, ihash, length in rs.window_aggregates(settings.window, lo, hi):
             groups.setdefault((account, bucket_start(start, period_s)), []).append(
                 (aid, ihash, length)
             )
-        stored = rs.stored_hashes("account_period", period)
+        stored = rs.stored_hashes("account_period", period, lo, hi)
         jobs, units, unchanged = [], [], 0
         for (account, pstart), members in groups.items():
             job = {
@@ -345,22 +362,38 @@ def build(ctx: RollupContext) -> StateGraph:
             stats[f"{phase}_rolled"] = finish(phase, state.get("jobs", []))
         if phase == "campaign":  # its aggregates are written: what they were detected on
             rs.remember_campaign_inputs(settings.window, rs.campaign_inputs(settings.window))
-        nxt = PHASES[PHASES.index(phase) + 1]
-        if nxt == "campaign" and not settings.campaigns:
-            nxt = "done"
-        if nxt == "done":
-            return {"phase": "done", "jobs": [], "units": [], "level": 0, "stats": stats}
-        if nxt == "window":
-            jobs, units, unchanged = plan_windows()
-        elif nxt == "period":
-            jobs, units, unchanged = plan_periods()
+        batches = state.get("batches") or []
+        if batches:  # the next round of the same phase
+            nxt = phase
         else:
+            nxt = PHASES[PHASES.index(phase) + 1]
+            if nxt == "campaign" and not settings.campaigns:
+                nxt = "done"
+            if nxt in ("window", "period"):
+                batches = batches_of(nxt)
+        if nxt == "done":
+            out = {"phase": "done", "jobs": [], "units": [], "level": 0, "batches": []}
+            return {**out, "stats": stats}
+        if nxt == "campaign":
             jobs, units, unchanged, retired = plan_campaigns()
             stats["campaign_found"] = len(jobs) + unchanged
             stats["campaign_retired"] = retired
+        elif batches:
+            (lo, hi), batches = batches[0], batches[1:]  # never mutate the state's list
+            plan = plan_windows if nxt == "window" else plan_periods
+            jobs, units, unchanged = plan(lo, hi)
+        else:  # nothing to roll up in this phase
+            jobs, units, unchanged = [], [], 0
         stats[f"{nxt}_unchanged"] = unchanged
         ctx.on_progress(f"plan:{nxt}", len(units), sum(len(u["members"]) for u in units))
-        return {"phase": nxt, "jobs": jobs, "units": units, "level": 0, "stats": stats}
+        return {
+            "phase": nxt,
+            "jobs": jobs,
+            "units": units,
+            "level": 0,
+            "batches": batches,
+            "stats": stats,
+        }
 
     sem = asyncio.Semaphore(max(1, settings.concurrency))
 

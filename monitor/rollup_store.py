@@ -45,6 +45,26 @@ class Member:
     facets: RollupFacets
 
 
+def account_ranges(counts: Sequence[tuple[str, int]], most: int) -> list[tuple[str, str]]:
+    """Cut accounts (in order, with a count each) into contiguous (first, last) ranges of at
+    most `most` counted items; an account with more than that is a range of its own."""
+    ranges: list[tuple[str, str]] = []
+    first: str | None = None
+    last = ""
+    n = 0
+    for account, c in counts:
+        if first is not None and n + c > most:
+            ranges.append((first, last))
+            first, n = None, 0
+        if first is None:
+            first = account
+        last = account
+        n += c
+    if first is not None:
+        ranges.append((first, last))
+    return ranges
+
+
 def _table(name_values: dict[str, Sequence[Any]]) -> pa.Table:
     return pa.table({k: pa.array(list(v), pa.string()) for k, v in name_values.items()})
 
@@ -64,19 +84,23 @@ class RollupStore:
 
     # -- planning -----------------------------------------------------------------------
 
-    def window_groups(
+    def _window_filter(
         self,
         seconds: int,
         since: datetime | None,
         until: datetime | None,
         accounts: Sequence[str],
-    ) -> list[tuple[str, datetime, list[str], list[int], str]]:
-        """(account, window start, member ids in time order, their text lengths, content md5)."""
+        lo: str | None = None,
+        hi: str | None = None,
+    ) -> tuple[str, list[str], list[Any]]:
+        """The window-start expression, and the WHERE terms and params that select
+        interactions by time, by account, and by an account range (a planning batch)."""
         origin = origin_for(seconds)
         ws = (
             f"((floor(epoch(i.started_at))::BIGINT - {origin}) // {seconds}) * {seconds} + {origin}"
         )
-        where, params = [], [self.key.backend, self.key.model, self.key.prompt_version]
+        where: list[str] = []
+        params: list[Any] = []
         if since:
             where.append(f"{ws} >= ?")
             params.append((int(since.timestamp()) - origin) // seconds * seconds + origin)
@@ -86,6 +110,44 @@ class RollupStore:
         if accounts:
             where.append("i.account_id IN (SELECT unnest(?::VARCHAR[]))")
             params.append(list(accounts))
+        if lo is not None and hi is not None:
+            where.append("i.account_id BETWEEN ? AND ?")
+            params += [lo, hi]
+        return ws, where, params
+
+    def window_batches(
+        self,
+        seconds: int,
+        since: datetime | None,
+        until: datetime | None,
+        accounts: Sequence[str],
+        max_windows: int,
+    ) -> list[tuple[str, str]]:
+        """Account ranges (first, last) of about `max_windows` account windows each, in
+        account order: the window phase plans, reduces and writes one range at a time, so
+        its state never holds every window of the corpus."""
+        ws, where, params = self._window_filter(seconds, since, until, accounts)
+        rows = self.con.execute(
+            f"SELECT i.account_id, count(DISTINCT {ws}) FROM interactions i"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " GROUP BY 1 ORDER BY 1",
+            params,
+        ).fetchall()
+        return account_ranges(rows, max_windows)
+
+    def window_groups(
+        self,
+        seconds: int,
+        since: datetime | None,
+        until: datetime | None,
+        accounts: Sequence[str],
+        lo: str | None = None,
+        hi: str | None = None,
+    ) -> list[tuple[str, datetime, list[str], list[int], str]]:
+        """(account, window start, member ids in time order, their text lengths, content md5),
+        of the accounts from `lo` to `hi` when given."""
+        ws, where, fparams = self._window_filter(seconds, since, until, accounts, lo, hi)
+        params = [self.key.backend, self.key.model, self.key.prompt_version, *fparams]
         sql = (
             f"SELECT i.account_id, {ws} AS ws,"
             " list(i.interaction_id ORDER BY i.started_at, i.interaction_id),"
@@ -100,12 +162,17 @@ class RollupStore:
         rows = self.con.execute(sql, params).fetchall()
         return [(a, datetime.fromtimestamp(w, UTC), ids, lens, h) for a, w, ids, lens, h in rows]
 
-    def stored_hashes(self, kind: str, window_size: str) -> dict[str, str]:
+    def stored_hashes(
+        self, kind: str, window_size: str, lo: str | None = None, hi: str | None = None
+    ) -> dict[str, str]:
+        """Aggregate id -> input hash of what is stored, of subjects `lo` to `hi` when given."""
         k = self.key
+        rng = " AND subject BETWEEN ? AND ?" if lo is not None and hi is not None else ""
         rows = self.con.execute(
             "SELECT aggregate_id, input_hash FROM aggregates WHERE kind = ? AND window_size = ?"
-            " AND backend = ? AND model = ? AND prompt_version = ?",
-            [kind, window_size, k.backend, k.model, k.rollup_prompt_version],
+            " AND backend = ? AND model = ? AND prompt_version = ?" + rng,
+            [kind, window_size, k.backend, k.model, k.rollup_prompt_version]
+            + ([lo, hi] if rng else []),
         ).fetchall()
         return dict(rows)
 
@@ -139,16 +206,33 @@ class RollupStore:
             [window_size, k.backend, k.model, k.rollup_prompt_version, digest_now],
         )
 
-    def window_aggregates(self, window_size: str) -> list[tuple[str, str, datetime, str, int]]:
-        """(aggregate id, account, window start, input hash, text length) of account windows."""
+    def window_aggregates(
+        self, window_size: str, lo: str | None = None, hi: str | None = None
+    ) -> list[tuple[str, str, datetime, str, int]]:
+        """(aggregate id, account, window start, input hash, text length) of account windows,
+        of accounts `lo` to `hi` when given."""
         k = self.key
+        rng = " AND subject BETWEEN ? AND ?" if lo is not None and hi is not None else ""
         return self.con.execute(
             "SELECT aggregate_id, subject, window_start, input_hash, length(text)"
             " FROM aggregates WHERE kind = 'account_window' AND window_size = ?"
             " AND backend = ? AND model = ? AND prompt_version = ?"
-            " ORDER BY subject, window_start",
+            + rng
+            + " ORDER BY subject, window_start",
+            [window_size, k.backend, k.model, k.rollup_prompt_version] + ([lo, hi] if rng else []),
+        ).fetchall()
+
+    def window_aggregate_batches(self, window_size: str, max_windows: int) -> list[tuple[str, str]]:
+        """Account ranges of about `max_windows` window aggregates each (the period phase's
+        planning batches)."""
+        k = self.key
+        rows = self.con.execute(
+            "SELECT subject, count(*) FROM aggregates WHERE kind = 'account_window'"
+            " AND window_size = ? AND backend = ? AND model = ? AND prompt_version = ?"
+            " GROUP BY 1 ORDER BY 1",
             [window_size, k.backend, k.model, k.rollup_prompt_version],
         ).fetchall()
+        return account_ranges(rows, max_windows)
 
     def partial_lengths(self, ids: Sequence[str]) -> dict[str, int]:
         self.con.register("_tw_ids", _table({"partial_id": ids}))

@@ -317,20 +317,32 @@ def test_killed_rollup_resumes_to_the_same_aggregates(tmp_path: Path) -> None:
         )
 
 
+def store_accounts(db: Path) -> int:
+    with Store(db, read_only=True) as store:
+        return store.con.execute("SELECT count(DISTINCT account_id) FROM interactions").fetchall()[
+            0
+        ][0]
+
+
 async def test_a_phase_finished_in_small_batches_writes_the_same_aggregates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Aggregates are built and written a batch at a time (bounded memory); the batch size
-    must not change a single row, features included."""
+    """Aggregates are planned in rounds of account ranges and built and written a batch at a
+    time (bounded memory); neither size may change a single row, features included."""
     import tracewatch.monitor.rollup_graph as rollup_graph
 
     spec = CorpusSpec(seed=9, interactions=250, accounts=8, spam_campaign_accounts=3)
     results = []
     for batch in (3, rollup_graph.FINISH_BATCH):
         monkeypatch.setattr(rollup_graph, "FINISH_BATCH", batch)
+        # and rounds of 3 windows (or window aggregates) against one round for the corpus
+        monkeypatch.setattr(rollup_graph, "PLAN_BATCH", batch if batch == 3 else 10**9)
+        rounds: list[str] = []
         store, summarizer = await _store_with(tmp_path / f"b{batch}", spec)
         try:
-            rep = await run_rollup(store, summarizer)
+            rep = await run_rollup(
+                store, summarizer, on_progress=lambda event, u, m, r=rounds: r.append(event)
+            )
             feats = store.con.execute(
                 "SELECT aggregate_id, kind, key, n, ids FROM rollup_features ORDER BY ALL"
             ).fetchall()
@@ -338,6 +350,12 @@ async def test_a_phase_finished_in_small_batches_writes_the_same_aggregates(
             store.close()
         rows = aggregates(tmp_path / f"b{batch}" / "r.duckdb")
         results.append((rep.windows_rolled, rep.periods_rolled, rep.campaigns_found, rows, feats))
+        plans = [e for e in rounds if e.startswith("plan:")]
+        if batch == 3:  # one round per account (each has more than 3 windows), both phases
+            n_accounts = store_accounts(tmp_path / f"b{batch}" / "r.duckdb")
+            assert plans.count("plan:window") == plans.count("plan:period") == n_accounts
+        else:
+            assert plans == ["plan:window", "plan:period", "plan:campaign"]
     small, default = results
     assert small[0] > 3 * 3  # several batches in the window phase
     assert small == default
