@@ -33,7 +33,7 @@ from langgraph.types import Send
 
 from tracewatch.monitor.aggregates import Aggregate, CampaignLink, RollupFacets
 from tracewatch.monitor.campaigns import detect
-from tracewatch.monitor.rollup_store import RollupStore, digest
+from tracewatch.monitor.rollup_store import RollupStore, WindowScope, digest
 from tracewatch.monitor.windows import (
     bucket_end,
     bucket_start,
@@ -234,12 +234,16 @@ def build(ctx: RollupContext) -> StateGraph:
 
     # -- planning ---------------------------------------------------------------------
 
-    since = parse_when(settings.since) if settings.since else None
-    until = parse_when(settings.until) if settings.until else None
+    scope = WindowScope(
+        win_s,
+        parse_when(settings.since) if settings.since else None,
+        parse_when(settings.until) if settings.until else None,
+        settings.accounts,
+    )
 
     def batches_of(phase: str) -> list[list[str]]:
         if phase == "window":
-            got = rs.window_batches(win_s, since, until, settings.accounts, PLAN_BATCH)
+            got = rs.window_batches(scope, PLAN_BATCH)
         else:
             got = rs.window_aggregate_batches(settings.window, PLAN_BATCH)
         return [list(b) for b in got]
@@ -247,9 +251,7 @@ def build(ctx: RollupContext) -> StateGraph:
     def plan_windows(lo: str, hi: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
         stored = rs.stored_hashes("account_window", settings.window, lo, hi)
         jobs, units, unchanged = [], [], 0
-        for account, start, ids, lens, content in rs.window_groups(
-            win_s, since, until, settings.accounts, lo, hi
-        ):
+        for account, start, ids, lens, content in rs.window_groups(scope, lo, hi):
             job = {
                 "aggregate_id": agg_id("account_window", account, settings.window, start),
                 "input_hash": digest(content, settings.budget_tokens, k.rollup_prompt_version),

@@ -38,6 +38,16 @@ class SummaryKey:
     rollup_prompt_version: str
 
 
+@dataclass(frozen=True)
+class WindowScope:
+    """Which account windows a rollup covers: their size, a time range, some accounts."""
+
+    seconds: int
+    since: datetime | None
+    until: datetime | None
+    accounts: Sequence[str]
+
+
 @dataclass
 class Member:
     ref: str
@@ -85,16 +95,11 @@ class RollupStore:
     # -- planning -----------------------------------------------------------------------
 
     def _window_filter(
-        self,
-        seconds: int,
-        since: datetime | None,
-        until: datetime | None,
-        accounts: Sequence[str],
-        lo: str | None = None,
-        hi: str | None = None,
+        self, scope: WindowScope, lo: str | None = None, hi: str | None = None
     ) -> tuple[str, list[str], list[Any]]:
         """The window-start expression, and the WHERE terms and params that select
         interactions by time, by account, and by an account range (a planning batch)."""
+        seconds, since, until, accounts = scope.seconds, scope.since, scope.until, scope.accounts
         origin = origin_for(seconds)
         ws = (
             f"((floor(epoch(i.started_at))::BIGINT - {origin}) // {seconds}) * {seconds} + {origin}"
@@ -115,18 +120,11 @@ class RollupStore:
             params += [lo, hi]
         return ws, where, params
 
-    def window_batches(
-        self,
-        seconds: int,
-        since: datetime | None,
-        until: datetime | None,
-        accounts: Sequence[str],
-        max_windows: int,
-    ) -> list[tuple[str, str]]:
+    def window_batches(self, scope: WindowScope, max_windows: int) -> list[tuple[str, str]]:
         """Account ranges (first, last) of about `max_windows` account windows each, in
         account order: the window phase plans, reduces and writes one range at a time, so
         its state never holds every window of the corpus."""
-        ws, where, params = self._window_filter(seconds, since, until, accounts)
+        ws, where, params = self._window_filter(scope)
         rows = self.con.execute(
             f"SELECT i.account_id, count(DISTINCT {ws}) FROM interactions i"
             + (" WHERE " + " AND ".join(where) if where else "")
@@ -136,17 +134,11 @@ class RollupStore:
         return account_ranges(rows, max_windows)
 
     def window_groups(
-        self,
-        seconds: int,
-        since: datetime | None,
-        until: datetime | None,
-        accounts: Sequence[str],
-        lo: str | None = None,
-        hi: str | None = None,
+        self, scope: WindowScope, lo: str | None = None, hi: str | None = None
     ) -> list[tuple[str, datetime, list[str], list[int], str]]:
         """(account, window start, member ids in time order, their text lengths, content md5),
         of the accounts from `lo` to `hi` when given."""
-        ws, where, fparams = self._window_filter(seconds, since, until, accounts, lo, hi)
+        ws, where, fparams = self._window_filter(scope, lo, hi)
         params = [self.key.backend, self.key.model, self.key.prompt_version, *fparams]
         sql = (
             f"SELECT i.account_id, {ws} AS ws,"
