@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -26,9 +25,14 @@ from tracewatch.summarizers.redaction import Redactor
 from tracewatch.summarizers.secrets import MIN_LEN, collect
 
 # Tokens: runs without whitespace, JSON quotes, brackets or separators; and each one less its
-# trailing sentence punctuation.
-_TOKEN = re.compile(r"[^\s\"'`()\[\]{}<>,;|\\]+")
+# trailing sentence punctuation. Separators become spaces and str.split() cuts: three times
+# the speed of a regex over the same text, with the same tokens.
+_SEPARATORS = str.maketrans(dict.fromkeys("\"'`()[]{}<>,;|\\", " "))
 _TRAIL = ".:!?"
+
+
+def _tokens(text: str) -> list[str]:
+    return text.translate(_SEPARATORS).split()
 
 
 class Guard:
@@ -41,13 +45,14 @@ class Guard:
     def __init__(self, con: duckdb.DuckDBPyConnection, key: bytes) -> None:
         self.con = con
         self._key = key
+        self._keyed = hmac.new(key, b"secret\x1f", hashlib.sha256)
         self._redactor = Redactor(key)
         try:
             rows = con.execute("SELECT fingerprint FROM secret_marks").fetchall()
         except duckdb.CatalogException:  # a read-only database older than the guard
             rows = []
         self._marks: set[str] = {r[0] for r in rows}
-        self._seen: dict[str, bool] = {}  # token -> secret, valid while the marks stay as many
+        self._clean: set[str] = set()  # tokens known not to be secrets, while marks stay as many
         self._seen_marks = len(self._marks)
         self.caught: dict[str, int] = {}
 
@@ -57,15 +62,18 @@ class Guard:
         other = Guard.__new__(Guard)
         other.con = con
         other._key = self._key
+        other._keyed = self._keyed
         other._redactor = self._redactor
         other._marks = self._marks
-        other._seen = {}
+        other._clean = set()
         other._seen_marks = len(self._marks)
         other.caught = {}
         return other
 
     def fingerprint(self, value: str) -> str:
-        return hmac.new(self._key, b"secret\x1f" + value.encode(), hashlib.sha256).hexdigest()[:32]
+        h = self._keyed.copy()  # the key schedule once, not per token
+        h.update(value.encode())
+        return h.hexdigest()[:32]
 
     def remember(self, interactions: Iterable[Interaction]) -> None:
         """Keep the fingerprints (never the values) of these interactions' secrets. Call it
@@ -82,26 +90,32 @@ class Guard:
         self._marks.update(new)  # in place: other connections' guards share this set
 
     def _secret(self, token: str) -> bool:
-        if self._seen_marks != len(self._marks):  # marks added (perhaps by another connection)
-            self._seen = {}
-            self._seen_marks = len(self._marks)
-        hit = self._seen.get(token)
-        if hit is None:
-            hit = self._seen[token] = self.fingerprint(token) in self._marks
-        return hit
+        return self.fingerprint(token) in self._marks
 
     def _found(self, text: str) -> list[str]:
-        """Every occurrence of a remembered secret among the text's tokens. Each distinct
-        token is looked up once, however often it occurs (JSON repeats the same words)."""
-        found: list[str] = []
-        for token, n in Counter(_TOKEN.findall(text)).items():
-            if len(token) < MIN_LEN:
-                continue
+        """Every occurrence of a remembered secret among the text's tokens.
+
+        Tokens already known to be no secret are skipped by one set difference: the writes
+        repeat the same words (JSON keys, domains, kinds) millions of times, and an HMAC or
+        even a Python loop per token was a fifth of a receiver's tick."""
+        if self._seen_marks != len(self._marks):  # marks added (perhaps by another connection)
+            self._clean = set()
+            self._seen_marks = len(self._marks)
+        fresh = set(_tokens(text)) - self._clean
+        if not fresh:
+            return []
+        hits: dict[str, str] = {}
+        for token in fresh:
             for cand in (token, token.rstrip(_TRAIL)):
                 if len(cand) >= MIN_LEN and self._secret(cand):
-                    found.extend([cand] * n)
+                    hits[token] = cand
                     break
-        return found
+            else:
+                self._clean.add(token)
+        if not hits:
+            return []
+        counts = Counter(_tokens(text))  # rare: only a text that holds a secret
+        return [hits[t] for t in sorted(hits) for _ in range(counts[t])]
 
     def clean(self, text: str, stage: str) -> str:
         """The text with every remembered secret replaced by its placeholder; counted."""
