@@ -126,15 +126,17 @@ def main() -> None:
         help="judges to run with the model, in order (the first summarizes)",
     )
     ap.add_argument("--no-endpoint", action="store_true", help="skip the endpoint figures")
+    ap.add_argument("--no-ours", action="store_true", help="only the --corpus slices")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     out: dict[str, Any] = {"cpus": os.cpu_count(), "model": "SmolLM2-135M-Instruct Q4_1 (fp32)"}
     with tempfile.TemporaryDirectory(prefix="tracewatch-llm-") as tmp_s:
         tmp = Path(tmp_s)
         ours = write_labelled(LabelledSpec(seed=47), tmp / "ours")
-        slices = {
-            "ours (seed 47)": slice_corpus(Path(ours["labels"]).parent, tmp / "s0", args.accounts)
-        }
+        slices = {}
+        if not args.no_ours:
+            src = Path(ours["labels"]).parent
+            slices["ours (seed 47)"] = slice_corpus(src, tmp / "s0", args.accounts)
         for n, c in enumerate(args.corpus, 1):
             slices[str(c)] = slice_corpus(c, tmp / f"s{n}", args.accounts)
         proc = serve(smollm2(), args.port, tmp / "vllm.log")
