@@ -42,6 +42,9 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def tw(*args: object) -> subprocess.CompletedProcess[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWATCH_")}
+    # on 2 busy CPUs a request waits minutes behind its batch: at the default 60 s it would
+    # time out and be recorded as a failure, which says nothing about the model
+    env["TRACEWATCH_VLLM_TIMEOUT"] = "600"
     return subprocess.run([*TW, *map(str, args)], capture_output=True, timeout=900, env=env)
 
 
@@ -55,7 +58,8 @@ def test_real_model_through_the_cli(real_server: str, tmp_path: Path) -> None:
     assert r.returncode == 0 and b"Traceback" not in r.stderr, r.stderr.decode()[-2000:]
     summ = orjson.loads(r.stdout)
     assert summ["summarized"] + summ["failed"] == 4
-    assert summ["summarized"] >= 1, summ  # a real instruct model answers our schema
+    # a real instruct model answers our schema
+    assert summ["summarized"] >= 1, summ["failures_by_reason"]
     assert all(k.startswith(("truncated", "invalid output")) for k in summ["failures_by_reason"])
     assert summ["tokens_in"] > 0 and summ["tokens_out"] > 0
     r = tw("rollup", *model, "--db", db, "--json")
