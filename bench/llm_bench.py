@@ -132,9 +132,9 @@ def main() -> None:
     out: dict[str, Any] = {"cpus": os.cpu_count(), "model": "SmolLM2-135M-Instruct Q4_1 (fp32)"}
     with tempfile.TemporaryDirectory(prefix="tracewatch-llm-") as tmp_s:
         tmp = Path(tmp_s)
-        ours = write_labelled(LabelledSpec(seed=47), tmp / "ours")
         slices = {}
         if not args.no_ours:
+            ours = write_labelled(LabelledSpec(seed=47), tmp / "ours")
             src = Path(ours["labels"]).parent
             slices["ours (seed 47)"] = slice_corpus(src, tmp / "s0", args.accounts)
         for n, c in enumerate(args.corpus, 1):

@@ -347,7 +347,7 @@ def summarize_cmd(
     try:
         backend = _backend(store.path, summarizer, model, vllm_url, eargs)
         todo = store.count_unsummarized(
-            backend.name, backend.model, backend.prompt_version, settled=retry_failed
+            backend.name, backend.model, backend.prompt_version, include_settled=retry_failed
         )
         progress = Progress(
             TextColumn("[bold]summarize[/]"),

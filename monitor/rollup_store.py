@@ -75,6 +75,13 @@ def account_ranges(counts: Sequence[tuple[str, int]], most: int) -> list[tuple[s
     return ranges
 
 
+def _subject_range(lo: str | None, hi: str | None) -> tuple[str, list[str]]:
+    """The aggregates' subjects from `lo` to `hi` (a planning round), or all of them."""
+    if lo is None or hi is None:
+        return "", []
+    return " AND subject BETWEEN ? AND ?", [lo, hi]
+
+
 def _table(name_values: dict[str, Sequence[Any]]) -> pa.Table:
     return pa.table({k: pa.array(list(v), pa.string()) for k, v in name_values.items()})
 
@@ -159,12 +166,11 @@ class RollupStore:
     ) -> dict[str, str]:
         """Aggregate id -> input hash of what is stored, of subjects `lo` to `hi` when given."""
         k = self.key
-        rng = " AND subject BETWEEN ? AND ?" if lo is not None and hi is not None else ""
+        rng, bounds = _subject_range(lo, hi)
         rows = self.con.execute(
             "SELECT aggregate_id, input_hash FROM aggregates WHERE kind = ? AND window_size = ?"
             " AND backend = ? AND model = ? AND prompt_version = ?" + rng,
-            [kind, window_size, k.backend, k.model, k.rollup_prompt_version]
-            + ([lo, hi] if rng else []),
+            [kind, window_size, k.backend, k.model, k.rollup_prompt_version, *bounds],
         ).fetchall()
         return dict(rows)
 
@@ -204,14 +210,14 @@ class RollupStore:
         """(aggregate id, account, window start, input hash, text length) of account windows,
         of accounts `lo` to `hi` when given."""
         k = self.key
-        rng = " AND subject BETWEEN ? AND ?" if lo is not None and hi is not None else ""
+        rng, bounds = _subject_range(lo, hi)
         return self.con.execute(
             "SELECT aggregate_id, subject, window_start, input_hash, length(text)"
             " FROM aggregates WHERE kind = 'account_window' AND window_size = ?"
             " AND backend = ? AND model = ? AND prompt_version = ?"
             + rng
             + " ORDER BY subject, window_start",
-            [window_size, k.backend, k.model, k.rollup_prompt_version] + ([lo, hi] if rng else []),
+            [window_size, k.backend, k.model, k.rollup_prompt_version, *bounds],
         ).fetchall()
 
     def window_aggregate_batches(self, window_size: str, max_windows: int) -> list[tuple[str, str]]:

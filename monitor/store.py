@@ -870,48 +870,53 @@ class Store:
 
     # -- summaries ----------------------------------------------------------------------
 
+    def _unsummarized_where(
+        self, backend: str, model: str, prompt_version: str, include_settled: bool
+    ) -> tuple[str, list[str]]:
+        """Interactions `i` whose content has no summary under this key, and, unless
+        `include_settled`, no answer a greedy model already rejected under it."""
+        key = [backend, model, prompt_version]
+        sql = (
+            " WHERE NOT EXISTS (SELECT 1 FROM summaries s WHERE s.content_hash = i.content_hash"
+            " AND s.backend = ? AND s.model = ? AND s.prompt_version = ?)"
+        )
+        return (sql, key) if include_settled else (sql + _NOT_SETTLED, key + key)
+
     def unsummarized(
         self,
         backend: str,
         model: str,
         prompt_version: str,
         batch_size: int = 500,
-        retry_settled: bool = False,
+        include_settled: bool = False,
     ) -> Iterator[list[Interaction]]:
         """One interaction per content hash that has no summary under this key, in batches.
 
         Content whose answer was rejected by a greedy model under this key is left out unless
-        `retry_settled`: the same prompt would get the same answer.
+        `include_settled`: the same prompt would get the same answer.
         """
+        where, params = self._unsummarized_where(backend, model, prompt_version, include_settled)
         ids = [
             r[0]
             for r in self.con.execute(
-                "SELECT min(interaction_id) FROM interactions i WHERE NOT EXISTS ("
-                " SELECT 1 FROM summaries s WHERE s.content_hash = i.content_hash"
-                " AND s.backend = ? AND s.model = ? AND s.prompt_version = ?)"
-                f"{'' if retry_settled else _NOT_SETTLED}"
+                f"SELECT min(interaction_id) FROM interactions i{where}"
                 " GROUP BY content_hash ORDER BY 1",
-                [backend, model, prompt_version]
-                + ([] if retry_settled else [backend, model, prompt_version]),
+                params,
             ).fetchall()
         ]
         for start in range(0, len(ids), batch_size):
             yield self.load_interactions(ids[start : start + batch_size])
 
     def count_unsummarized(
-        self, backend: str, model: str, prompt_version: str, settled: bool = True
+        self, backend: str, model: str, prompt_version: str, include_settled: bool = True
     ) -> int:
-        """Distinct contents with no summary under this key; `settled=False` leaves out those
-        a greedy model's rejected answer settled (what `summarize` would still ask about)."""
+        """Distinct contents with no summary under this key; `include_settled=False` leaves
+        out those a greedy model's rejected answer settled (what `summarize` would ask)."""
+        where, params = self._unsummarized_where(backend, model, prompt_version, include_settled)
         row = self.con.execute(
-            "SELECT count(DISTINCT content_hash) FROM interactions i WHERE NOT EXISTS ("
-            " SELECT 1 FROM summaries s WHERE s.content_hash = i.content_hash"
-            " AND s.backend = ? AND s.model = ? AND s.prompt_version = ?)"
-            f"{'' if settled else _NOT_SETTLED}",
-            [backend, model, prompt_version]
-            + ([] if settled else [backend, model, prompt_version]),
-        ).fetchone()
-        return int(row[0]) if row else 0
+            f"SELECT count(DISTINCT content_hash) FROM interactions i{where}", params
+        ).fetchall()
+        return int(row[0][0]) if row else 0
 
     def load_interactions(self, ids: list[str]) -> list[Interaction]:
         """Interactions with their steps, rebuilt from the tables, in the order of `ids`."""

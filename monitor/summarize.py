@@ -66,10 +66,12 @@ async def summarize_store(
         "SELECT count(DISTINCT content_hash) FROM interactions"
     ).fetchone()[0]
     unsummarized = store.count_unsummarized(*key)
-    report.to_do = unsummarized if retry_settled else store.count_unsummarized(*key, settled=False)
+    report.to_do = (
+        unsummarized if retry_settled else store.count_unsummarized(*key, include_settled=False)
+    )
     report.settled = unsummarized - report.to_do
     report.cached = total_hashes - unsummarized
-    for batch in store.unsummarized(*key, batch_size=batch_size, retry_settled=retry_settled):
+    for batch in store.unsummarized(*key, batch_size=batch_size, include_settled=retry_settled):
         results = await summarizer.summarize_many(batch, concurrency)
         done: list[Summary] = []
         failures: list[tuple[str, str, str, str, str, bool]] = []

@@ -319,9 +319,8 @@ def test_killed_rollup_resumes_to_the_same_aggregates(tmp_path: Path) -> None:
 
 def store_accounts(db: Path) -> int:
     with Store(db, read_only=True) as store:
-        return store.con.execute("SELECT count(DISTINCT account_id) FROM interactions").fetchall()[
-            0
-        ][0]
+        rows = store.con.execute("SELECT count(DISTINCT account_id) FROM interactions").fetchall()
+    return rows[0][0]
 
 
 async def test_a_phase_finished_in_small_batches_writes_the_same_aggregates(
