@@ -771,7 +771,9 @@ def run_cmd(
             spin = not json and err.is_terminal
             with err.status("ingesting", spinner="dots") if spin else nullcontext():
                 try:
-                    ing = ingest(paths, store, iopts).as_dict()
+                    # the embedded summary is made where each interaction is built
+                    made_here = backend if backend.name == "embedded" else None
+                    ing = ingest(paths, store, iopts, summarizer=made_here).as_dict()
                 except (PathError, DetectionError) as exc:
                     raise _fail(str(exc)) from None
             with err.status("summarizing", spinner="dots") if spin else nullcontext():
@@ -804,10 +806,13 @@ def run_cmd(
             f"[bold]ray[/] ({ray_report.engine['address']}, {workers} workers, files in "
             f"{ray_report.engine['output']}): "
         )
+    # summaries made while ingesting count as made now, not as found in the cache
+    made = summ["summarized"] + ing.get("summarized", 0)
+    cached = summ["cached"] - ing.get("summarized", 0)
     out.print(
         f"{where}ingested [green]{ing['ingested']}[/] new interactions ({ing['duplicates']} "
         f"duplicates, {ing['quarantined']} quarantined); summarized [green]"
-        f"{summ['summarized']}[/] ({summ['cached']} cached, {summ['failed']} failed)"
+        f"{made}[/] ({cached} cached, {summ['failed']} failed)"
         + (
             f"; {ray_report.reused['inputs']} of {ing['files']} inputs already adapted"
             if engine == "ray"

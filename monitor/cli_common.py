@@ -45,9 +45,12 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _open(db: str | None, read_only: bool = False) -> Store:
+    from tracewatch.monitor.processes import worker_count
+
     try:
+        worker_count()  # a bad TRACEWATCH_WORKERS is refused before anything is read
         return Store(db or default_db_path(), read_only=read_only)
-    except StoreError as exc:
+    except (StoreError, ValueError) as exc:
         raise _fail(str(exc)) from None
 
 

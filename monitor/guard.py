@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import duckdb
@@ -75,12 +75,16 @@ class Guard:
         h.update(value.encode())
         return h.hexdigest()[:32]
 
-    def remember(self, interactions: Iterable[Interaction]) -> None:
+    def remember(
+        self, interactions: Iterable[Interaction], found: Mapping[str, set[str]] | None = None
+    ) -> None:
         """Keep the fingerprints (never the values) of these interactions' secrets. Call it
-        inside the transaction that stores them."""
+        inside the transaction that stores them. `found`: their secrets by content hash where
+        already collected (by the worker process that built them)."""
         values: set[str] = set()
         for inter in interactions:
-            values |= collect(inter)
+            got = found.get(inter.content_hash) if found else None
+            values |= collect(inter) if got is None else got
         new = {self.fingerprint(v) for v in values if len(v) >= MIN_LEN} - self._marks
         if not new:
             return

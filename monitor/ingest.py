@@ -8,6 +8,7 @@ it stores nothing twice.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -38,12 +39,18 @@ from tracewatch.monitor.limits import (
     too_deep,
 )
 from tracewatch.monitor.models import Interaction, derive_interaction_id
+from tracewatch.monitor.processes import WorkerPool, chunks, worker_count
 from tracewatch.monitor.store import Rejected, Store
+from tracewatch.summarizers.models import Summary
+from tracewatch.summarizers.secrets import collect
 from tracewatch.trace_adapters import AdapterError, DetectionError, detect, get
 from tracewatch.trace_adapters.base import Adapter, ParsedTrace
 from tracewatch.trace_adapters.blobs import strip_blobs
 from tracewatch.trace_adapters.inspect_ai import load_eval_zip
 from tracewatch.trace_adapters.registry import resolve
+
+if TYPE_CHECKING:
+    from tracewatch.summarizers.embedded import EmbeddedSummarizer
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 DOCUMENT_SUFFIXES = (".json", ".json.gz", ".traj", ".eval")
@@ -77,6 +84,8 @@ class IngestReport:
     skipped_files: list[str] = field(default_factory=list)
     unchanged_files: int = 0
     resumed_files: int = 0
+    summarized: int = 0  # summaries written as records were read (`run`, embedded backend)
+    workers: int = 1  # processes that adapted the records
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +104,8 @@ class IngestReport:
             "format_hint_mismatches": dict(self.format_hint_mismatches),
             "defaults_used": dict(self.defaults_used),
             "skipped_files": self.skipped_files,
+            "summarized": self.summarized,
+            "workers": self.workers,
         }
 
 
@@ -109,6 +120,7 @@ class Record:
     error: str | None = None
     mtime: datetime | None = None
     reason: str | None = None  # the quarantine reason of an error; derived when not given
+    parsed: bool = True  # False: a JSONL line, parsed where it is adapted (maybe a worker)
 
 
 class PathError(OSError):
@@ -273,10 +285,14 @@ _GZIP_ERRORS = (OSError, EOFError, zlib.error)
 
 
 def read_records(
-    src: Path | str, on_bytes: Callable[[int], None], start: tuple[int, int] = (0, 0)
+    src: Path | str,
+    on_bytes: Callable[[int], None],
+    start: tuple[int, int] = (0, 0),
+    parse: bool = True,
 ) -> Iterator[Record]:
     """Records of one input. JSONL yields one per line; any other file is one document.
-    `start` is (byte offset, lines before it) in a plain JSONL file read from part-way."""
+    `start` is (byte offset, lines before it) in a plain JSONL file read from part-way.
+    `parse=False` leaves a JSONL file's lines as bytes, for `build_interactions` to parse."""
     limits = default_limits()
     if src == "-":
         yield from read_stdin(sys.stdin.buffer, on_bytes, limits)
@@ -290,14 +306,17 @@ def read_records(
     if name.endswith(JSONL_SUFFIXES):
         if name.endswith(".gz"):  # progress counts compressed bytes, so report them at the end
             with gzip.open(src, "rb") as fh:
+                cap = limits.max_stream_bytes
                 yield from _read_stream(
-                    fh, str(src), mtime, lambda n: None, limits, limits.max_stream_bytes
+                    fh, str(src), mtime, lambda n: None, limits, cap, parse=parse
                 )
             on_bytes(src.stat().st_size)
         else:
             with open(src, "rb") as fh:
                 fh.seek(start[0])
-                yield from _read_stream(fh, str(src), mtime, on_bytes, limits, first_line=start[1])
+                yield from _read_stream(
+                    fh, str(src), mtime, on_bytes, limits, first_line=start[1], parse=parse
+                )
         return
     try:
         raw = _read_bounded(src, limits.max_document_bytes)
@@ -455,6 +474,7 @@ def _read_stream(
     limits: InputLimits,
     max_total: int | None = None,
     first_line: int = 0,
+    parse: bool = True,
 ) -> Iterator[Record]:
     """One record per line; a line past the record limit is kept (its head) and skipped to
     its end without being held; a stream that breaks part-way keeps every line before the
@@ -514,17 +534,23 @@ def _read_stream(
             return
         if not line.strip():
             continue
-        try:
-            yield Record(source, lineno, line, doc=_parse(line, limits), mtime=mtime)
-        except (orjson.JSONDecodeError, LimitExceeded) as exc:
-            yield Record(
-                source,
-                lineno,
-                _keep(line.rstrip(b"\n")),
-                error=_why(exc),
-                mtime=mtime,
-                reason=_reason_of(exc),
-            )
+        rec = Record(source, lineno, line, mtime=mtime, parsed=False)
+        yield _parsed(rec, limits) if parse else rec
+
+
+def _parsed(rec: Record, limits: InputLimits | None = None) -> Record:
+    """A JSONL line's record with its document, or with why it is not JSON (and its bytes)."""
+    if rec.parsed:
+        return rec
+    assert rec.raw is not None
+    rec.parsed = True
+    try:
+        rec.doc = _parse(rec.raw, limits)
+    except (orjson.JSONDecodeError, LimitExceeded) as exc:
+        rec.raw = _keep(rec.raw.rstrip(b"\n"))
+        rec.error = _why(exc)
+        rec.reason = _reason_of(exc)
+    return rec
 
 
 def _reject(rec: Record, reason: str, error: str, adapter: str | None = None) -> Rejected:
@@ -559,7 +585,7 @@ def build_interactions(
     rejection: one record never stops the file, the stream or the server around it.
     """
     try:
-        return _build(rec, opts, report)
+        return _build(_parsed(rec), opts, report)
     except LimitExceeded as exc:
         return [], _reject(rec, exc.reason, str(exc))
     except Exception as exc:
@@ -738,8 +764,13 @@ def ingest(
     opts: IngestOptions | None = None,
     on_bytes: Callable[[int], None] = lambda n: None,
     on_file: Callable[[str], None] = lambda s: None,
+    summarizer: EmbeddedSummarizer | None = None,
 ) -> IngestReport:
-    """Read every path into the store. Raises PathError before writing if a path is unreadable."""
+    """Read every path into the store. Raises PathError before writing if a path is unreadable.
+
+    With the embedded `summarizer`, each new interaction's summary is made as it is built and
+    written with its batch (what `summarize` would write, without reading it back).
+    """
     opts = opts or IngestOptions()
     if opts.format:
         get(opts.format)  # unknown --format is a usage error, not a per-record one
@@ -747,14 +778,19 @@ def ingest(
     report = IngestReport(skipped_files=skipped)
     batch: list[tuple[Interaction, str | None, int | None]] = []
     rejected: list[Rejected] = []
+    work = AdaptWork(opts, summarizer)
 
     marks: list[FilePlan] = []
 
     def flush() -> None:
         if batch or rejected:
-            store_batch(store, batch, rejected, report)
+            store_batch(store, batch, rejected, report, work.found)
             batch.clear()
             rejected.clear()
+            work.found.clear()
+        if work.summaries:  # after their interactions' batch: only those stored are kept
+            report.summarized += store.write_summaries(work.summaries, stored_only=True)
+            work.summaries.clear()
         for m in marks:
             remember_file(store, m)
         marks.clear()
@@ -763,30 +799,36 @@ def ingest(
         report.bytes += n
         on_bytes(n)
 
-    for src in inputs:
-        report.files += 1
-        on_file(str(src))
-        mark: FilePlan | None = None
-        if isinstance(src, Path) and src.is_file():
-            mark = plan_file(store, src, opts.reread)
-            if mark.unchanged:  # every record of it is stored or quarantined already
-                report.unchanged_files += 1
-                count(mark.size)
-                continue
-            if mark.offset:
-                report.resumed_files += 1
-                count(mark.offset)
-        start = (mark.offset, mark.first_line) if mark else (0, 0)
-        for item in adapt_input(src, opts, report, count, start):
-            if isinstance(item, Rejected):
-                rejected.append(item)
-            else:
-                batch.append(item)
-            if len(batch) >= opts.batch_size or len(rejected) >= opts.batch_size:
-                flush()
-        if mark is not None:
-            marks.append(mark)  # written once its records are
-    flush()
+    pool = adapt_pool(inputs, work)
+    report.workers = pool.workers if pool is not None else 1
+    try:
+        for src in inputs:
+            report.files += 1
+            on_file(str(src))
+            mark: FilePlan | None = None
+            if isinstance(src, Path) and src.is_file():
+                mark = plan_file(store, src, opts.reread)
+                if mark.unchanged:  # every record of it is stored or quarantined already
+                    report.unchanged_files += 1
+                    count(mark.size)
+                    continue
+                if mark.offset:
+                    report.resumed_files += 1
+                    count(mark.offset)
+            start = (mark.offset, mark.first_line) if mark else (0, 0)
+            for item in adapt_input(src, opts, report, count, start, work, pool):
+                if isinstance(item, Rejected):
+                    rejected.append(item)
+                else:
+                    batch.append(item)
+                if len(batch) >= opts.batch_size or len(rejected) >= opts.batch_size:
+                    flush()
+            if mark is not None:
+                marks.append(mark)  # written once its records are
+        flush()
+    finally:
+        if pool is not None:
+            pool.close()
     return report
 
 
@@ -795,9 +837,10 @@ def store_batch(
     batch: list[tuple[Interaction, str | None, int | None]],
     rejected: list[Rejected],
     report: IngestReport,
+    found: dict[str, set[str]] | None = None,
 ) -> None:
     """Write one batch and count what the store made of it (new, duplicate, conflicting)."""
-    res = store.write_batch(batch, rejected)
+    res = store.write_batch(batch, rejected, found)
     report.inserted += res.inserted
     report.duplicates += res.duplicates
     report.quarantined += len(rejected) + res.conflicts
@@ -806,28 +849,109 @@ def store_batch(
     report.quarantine_repeats += res.quarantine_repeats
 
 
+@dataclass
+class AdaptWork:
+    """What adapting records needs, here or in a worker process: the options, and the
+    embedded summarizer when each new interaction is to be summarized where it is built
+    (`tracewatch run`: its summary then needs no second read of the interaction).
+
+    What building found besides the interactions is left here for `ingest` to write with
+    their batch: the summaries, and each content's secrets (for the guard, so that they are
+    not collected a second time in the writing process)."""
+
+    opts: IngestOptions
+    summarizer: EmbeddedSummarizer | None = None
+    summaries: list[Summary] = field(default_factory=list)
+    found: dict[str, set[str]] = field(default_factory=dict)
+
+
+# (source, line, interactions, their secrets, rejection, summaries) of one record
+Adapted = tuple[
+    str, int | None, list[Interaction], list[set[str]], "Rejected | None", list[Summary]
+]
+_work: AdaptWork | None = None  # a worker process's, set by its initializer
+
+
+def _start_worker(work: AdaptWork) -> None:
+    global _work
+    _work = work
+
+
+def adapt_records(
+    work: AdaptWork, recs: list[Record]
+) -> tuple[list[Adapted], Counter[str], Counter[str]]:
+    """Records to what they hold, with the report's counts that building them adds (hint
+    mismatches, defaults used): a worker process has no report of its own."""
+    report = IngestReport()
+    out: list[Adapted] = []
+    for rec in recs:
+        interactions, rej = build_interactions(rec, work.opts, report)
+        found = [collect(inter) for inter in interactions]
+        summaries: list[Summary] = []
+        if work.summarizer is not None:
+            for inter, secrets in zip(interactions, found, strict=True):
+                # one that fails is left to `summarize`, which records why
+                with contextlib.suppress(Exception):
+                    summaries.append(work.summarizer.summarize_sync(inter, secrets))
+        out.append((rec.source, rec.line, interactions, found, rej, summaries))
+    return out, report.format_hint_mismatches, report.defaults_used
+
+
+def _adapt_in_worker(recs: list[Record]) -> tuple[list[Adapted], Counter[str], Counter[str]]:
+    assert _work is not None, "worker process not initialised"
+    return adapt_records(_work, recs)
+
+
 def adapt_input(
     src: Path | str,
     opts: IngestOptions,
     report: IngestReport,
     on_bytes: Callable[[int], None] = lambda n: None,
     start: tuple[int, int] = (0, 0),
+    work: AdaptWork | None = None,
+    pool: WorkerPool | None = None,
 ) -> Iterator[tuple[Interaction, str | None, int | None] | Rejected]:
-    """One input's interactions (with source file and line) and rejections, in file order.
+    """One input's interactions (with source file and line) and rejections, in file order;
+    their summaries (with a summarizer) and secrets are left in `work`.
 
     The unit of work both engines share: `ingest` writes what it yields to the store, the Ray
-    engine writes it to one Parquet file per input.
+    engine writes it to one Parquet file per input. With a pool, records are adapted by
+    its workers, a chunk at a time, and come back in the same order.
     """
-    for rec in read_records(src, on_bytes, start):
-        report.records += 1
-        interactions, rej = build_interactions(rec, opts, report)
-        if rej is not None:
-            report.quarantined_by_reason[rej.reason] += 1
-            yield rej
-        for inter in interactions:
-            report.interactions += 1
-            report.by_format[inter.source_format] += 1
-            yield (inter, rec.source, rec.line)
+    work = work or AdaptWork(opts)
+    parts = chunks(read_records(src, on_bytes, start, parse=False))
+    done = (
+        pool.map_ordered(_adapt_in_worker, parts)
+        if pool is not None
+        else (adapt_records(work, p) for p in parts)
+    )
+    for adapted, hints, defaults in done:
+        report.format_hint_mismatches.update(hints)
+        report.defaults_used.update(defaults)
+        for source, line, interactions, found, rej, summaries in adapted:
+            report.records += 1
+            if rej is not None:
+                report.quarantined_by_reason[rej.reason] += 1
+                yield rej
+            work.summaries.extend(summaries)
+            for inter, secrets in zip(interactions, found, strict=True):
+                report.interactions += 1
+                report.by_format[inter.source_format] += 1
+                work.found[inter.content_hash] = secrets
+                yield (inter, source, line)
+
+
+POOL_MIN_BYTES = 4 << 20  # inputs smaller than this are adapted here: a pool costs more
+
+
+def adapt_pool(inputs: list[Path | str], work: AdaptWork) -> WorkerPool | None:
+    """Worker processes for adapting these inputs, if there are cores to spare and enough to
+    read that starting them pays (stdin is read here)."""
+    workers = worker_count()
+    size = sum(p.stat().st_size for p in inputs if isinstance(p, Path) and p.is_file())
+    if workers < 2 or size < POOL_MIN_BYTES:
+        return None
+    return WorkerPool(workers, _start_worker, (work,))
 
 
 def input_size(paths: list[str]) -> int | None:

@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tracewatch.monitor.rollup_graph import RollupContext, RollupSettings, build
 from tracewatch.monitor.rollup_store import RollupStore, SummaryKey, digest
 from tracewatch.monitor.store import Store, StoreError
-from tracewatch.monitor.windows import WINDOWS, parse_when
+from tracewatch.monitor.windows import WINDOWS, parse_when, period_for
 from tracewatch.summarizers.base import Summarizer
 
 DEFAULT_BUDGET = 6000
@@ -113,6 +111,34 @@ async def run_rollup(
         )
     t0 = time.perf_counter()
     rs = RollupStore(store, key)
+    # What this rollup last finished reading of the change log. Only an unrestricted run
+    # keeps one: a run over some accounts or times leaves the others' changes unread.
+    unrestricted = not (opts.since or opts.until or opts.accounts)
+    cursor_key = digest(
+        "cursor", opts.window, opts.budget_tokens, opts.campaigns, *key.__dict__.values()
+    )
+    upto = store.change_seq()
+    cursor = store.rollup_cursor(cursor_key) if unrestricted else None
+    if cursor is not None and not resumed and cursor >= upto:
+        # nothing changed since the last finished rollup: nothing to plan, nothing to load
+        report = RollupReport(
+            run_id=run_id,
+            resumed=False,
+            window=opts.window,
+            windows_unchanged=rs.count_aggregates("account_window", opts.window),
+            periods_unchanged=rs.count_aggregates("account_period", period_for(opts.window)),
+            campaigns_found=rs.count_aggregates("campaign", opts.window) if opts.campaigns else 0,
+            unsummarized_interactions=store.count_unsummarized(
+                key.backend, key.model, key.prompt_version
+            ),
+            seconds=round(time.perf_counter() - t0, 3),
+        )
+        _finish(store, run_id, report)
+        return report
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    from tracewatch.monitor.rollup_graph import RollupContext, RollupSettings, build
+
     settings = RollupSettings(
         window=opts.window,
         since=opts.since,
@@ -122,6 +148,7 @@ async def run_rollup(
         shard_size=opts.shard_size,
         concurrency=opts.concurrency,
         campaigns=opts.campaigns,
+        changed_after=cursor,
     )
     ctx = RollupContext(rs, summarizer, settings, on_progress)
     path = str(checkpoints or checkpoint_path(store))
@@ -142,14 +169,24 @@ async def run_rollup(
         final = await graph.aget_state(config)
         stats: dict[str, int] = final.values.get("stats", {})
         await saver.adelete_thread(run_id)
+    windows_rolled = stats.get("window_rolled", 0)
+    periods_rolled = stats.get("period_rolled", 0)
+    if cursor is None:
+        windows_unchanged = stats.get("window_unchanged", 0)
+        periods_unchanged = stats.get("period_unchanged", 0)
+    else:  # planned were only the changed ones: the others are unchanged too
+        windows_unchanged = rs.count_aggregates("account_window", opts.window) - windows_rolled
+        periods_unchanged = (
+            rs.count_aggregates("account_period", period_for(opts.window)) - periods_rolled
+        )
     report = RollupReport(
         run_id=run_id,
         resumed=resumed,
         window=opts.window,
-        windows_rolled=stats.get("window_rolled", 0),
-        windows_unchanged=stats.get("window_unchanged", 0),
-        periods_rolled=stats.get("period_rolled", 0),
-        periods_unchanged=stats.get("period_unchanged", 0),
+        windows_rolled=windows_rolled,
+        windows_unchanged=windows_unchanged,
+        periods_rolled=periods_rolled,
+        periods_unchanged=periods_unchanged,
         campaigns_found=stats.get("campaign_found", 0),
         campaigns_rolled=stats.get("campaign_rolled", 0),
         campaigns_retired=stats.get("campaign_retired", 0),
@@ -163,8 +200,16 @@ async def run_rollup(
         ),
         seconds=round(time.perf_counter() - t0, 3),
     )
+    if unrestricted and not resumed:
+        # A resumed run planned from an older state than `upto`: leave the cursor where it
+        # was, so that the next run reads what arrived in between.
+        store.set_rollup_cursor(cursor_key, upto)
+    _finish(store, run_id, report)
+    return report
+
+
+def _finish(store: Store, run_id: str, report: RollupReport) -> None:
     store.con.execute(
         "UPDATE rollup_runs SET status = 'done', finished_at = ?, report = ? WHERE run_id = ?",
         [datetime.now(UTC), report.model_dump_json(), run_id],
     )
-    return report

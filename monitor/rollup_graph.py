@@ -93,6 +93,8 @@ class RollupSettings:
     shard_size: int
     concurrency: int
     campaigns: bool
+    # plan only windows and periods with a change logged after this; None: plan them all
+    changed_after: int | None = None
 
 
 @dataclass
@@ -239,13 +241,15 @@ def build(ctx: RollupContext) -> StateGraph:
         parse_when(settings.since) if settings.since else None,
         parse_when(settings.until) if settings.until else None,
         settings.accounts,
+        settings.changed_after,
     )
+    changed = None if settings.changed_after is None else (settings.changed_after, period_s)
 
     def batches_of(phase: str) -> list[list[str]]:
         if phase == "window":
             got = rs.window_batches(scope, PLAN_BATCH)
         else:
-            got = rs.window_aggregate_batches(settings.window, PLAN_BATCH)
+            got = rs.window_aggregate_batches(settings.window, PLAN_BATCH, changed)
         return [list(b) for b in got]
 
     def plan_windows(lo: str, hi: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
@@ -274,7 +278,9 @@ def build(ctx: RollupContext) -> StateGraph:
 
     def plan_periods(lo: str, hi: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
         groups: dict[tuple[str, datetime], list[tuple[str, str, int]]] = {}
-        for aid, account, start, ihash, length in rs.window_aggregates(settings.window, lo, hi):
+        for aid, account, start, ihash, length in rs.window_aggregates(
+            settings.window, lo, hi, changed
+        ):
             groups.setdefault((account, bucket_start(start, period_s)), []).append(
                 (aid, ihash, length)
             )

@@ -46,6 +46,24 @@ class WindowScope:
     since: datetime | None
     until: datetime | None
     accounts: Sequence[str]
+    # only windows with a change logged after this (`rollup_changes.seq`); None: every window
+    changed_after: int | None = None
+
+
+def _bucket(column: str, seconds: int) -> str:
+    """SQL for the start (epoch seconds) of the window of `seconds` that holds `column`:
+    the same integer division as `windows.bucket_start`."""
+    origin = origin_for(seconds)
+    return f"((floor(epoch({column}))::BIGINT - {origin}) // {seconds}) * {seconds} + {origin}"
+
+
+def _changed(account: str, when: str, seconds: int) -> str:
+    """SQL: a change was logged (after the `?` parameter) in this account's window of
+    `seconds` around `when`."""
+    return (
+        f"EXISTS (SELECT 1 FROM rollup_changes c WHERE c.seq > ? AND c.account_id = {account}"
+        f" AND {_bucket('c.started_at', seconds)} = {_bucket(when, seconds)})"
+    )
 
 
 @dataclass
@@ -108,11 +126,12 @@ class RollupStore:
         interactions by time, by account, and by an account range (a planning batch)."""
         seconds, since, until, accounts = scope.seconds, scope.since, scope.until, scope.accounts
         origin = origin_for(seconds)
-        ws = (
-            f"((floor(epoch(i.started_at))::BIGINT - {origin}) // {seconds}) * {seconds} + {origin}"
-        )
+        ws = _bucket("i.started_at", seconds)
         where: list[str] = []
         params: list[Any] = []
+        if scope.changed_after is not None:
+            where.append(_changed("i.account_id", "i.started_at", seconds))
+            params.append(scope.changed_after)
         if since:
             where.append(f"{ws} >= ?")
             params.append((int(since.timestamp()) - origin) // seconds * seconds + origin)
@@ -205,32 +224,58 @@ class RollupStore:
         )
 
     def window_aggregates(
-        self, window_size: str, lo: str | None = None, hi: str | None = None
+        self,
+        window_size: str,
+        lo: str | None = None,
+        hi: str | None = None,
+        changed: tuple[int, int] | None = None,
     ) -> list[tuple[str, str, datetime, str, int]]:
         """(aggregate id, account, window start, input hash, text length) of account windows,
-        of accounts `lo` to `hi` when given."""
+        of accounts `lo` to `hi` when given; with `changed` (after seq, span seconds), only
+        those in a span of an account where a change was logged since."""
         k = self.key
         rng, bounds = _subject_range(lo, hi)
+        only, extra = self._changed_spans(changed)
         return self.con.execute(
             "SELECT aggregate_id, subject, window_start, input_hash, length(text)"
             " FROM aggregates WHERE kind = 'account_window' AND window_size = ?"
             " AND backend = ? AND model = ? AND prompt_version = ?"
             + rng
+            + only
             + " ORDER BY subject, window_start",
-            [window_size, k.backend, k.model, k.rollup_prompt_version, *bounds],
+            [window_size, k.backend, k.model, k.rollup_prompt_version, *bounds, *extra],
         ).fetchall()
 
-    def window_aggregate_batches(self, window_size: str, max_windows: int) -> list[tuple[str, str]]:
+    @staticmethod
+    def _changed_spans(changed: tuple[int, int] | None) -> tuple[str, list[Any]]:
+        if changed is None:
+            return "", []
+        after, seconds = changed
+        return " AND " + _changed("subject", "window_start", seconds), [after]
+
+    def window_aggregate_batches(
+        self, window_size: str, max_windows: int, changed: tuple[int, int] | None = None
+    ) -> list[tuple[str, str]]:
         """Account ranges of about `max_windows` window aggregates each (the period phase's
-        planning batches)."""
+        planning batches); with `changed`, of the changed spans' windows only."""
         k = self.key
+        only, extra = self._changed_spans(changed)
         rows = self.con.execute(
             "SELECT subject, count(*) FROM aggregates WHERE kind = 'account_window'"
             " AND window_size = ? AND backend = ? AND model = ? AND prompt_version = ?"
-            " GROUP BY 1 ORDER BY 1",
-            [window_size, k.backend, k.model, k.rollup_prompt_version],
+            + only
+            + " GROUP BY 1 ORDER BY 1",
+            [window_size, k.backend, k.model, k.rollup_prompt_version, *extra],
         ).fetchall()
         return account_ranges(rows, max_windows)
+
+    def count_aggregates(self, kind: str, window_size: str) -> int:
+        k = self.key
+        return self.con.execute(
+            "SELECT count(*) FROM aggregates WHERE kind = ? AND window_size = ?"
+            " AND backend = ? AND model = ? AND prompt_version = ?",
+            [kind, window_size, k.backend, k.model, k.rollup_prompt_version],
+        ).fetchall()[0][0]
 
     def partial_lengths(self, ids: Sequence[str]) -> dict[str, int]:
         self.con.register("_tw_ids", _table({"partial_id": ids}))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -387,6 +387,25 @@ MIGRATIONS.append(
         ["ALTER TABLE summary_failures ADD COLUMN settled BOOLEAN DEFAULT false"],
     )
 )
+MIGRATIONS.append(
+    (
+        10,
+        "a log of what changed an account's windows (new interactions, new summaries), and how "
+        "far each rollup has read it: a rollup plans only the windows changed since",
+        [
+            "CREATE SEQUENCE rollup_change_seq START 1",
+            """CREATE TABLE rollup_changes (
+                seq BIGINT NOT NULL,
+                account_id VARCHAR NOT NULL,
+                started_at TIMESTAMPTZ NOT NULL
+            )""",
+            """CREATE TABLE rollup_cursors (
+                params_hash VARCHAR PRIMARY KEY,
+                seq BIGINT NOT NULL
+            )""",
+        ],
+    )
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 # content a greedy model already answered unusably under the same key (see AnswerRejected)
@@ -660,15 +679,18 @@ class Store:
         self,
         items: Sequence[tuple[Interaction, str | None, int | None]],
         rejected: Sequence[Rejected] = (),
+        found: Mapping[str, set[str]] | None = None,
     ) -> BatchResult:
-        """Store interactions (with their source file and line) and rejects, atomically."""
+        """Store interactions (with their source file and line) and rejects, atomically.
+        `found`: their secrets by content hash, where already collected."""
         with transaction(self.con):
-            return self.write_batch_in_transaction(items, rejected)
+            return self.write_batch_in_transaction(items, rejected, found)
 
     def write_batch_in_transaction(
         self,
         items: Sequence[tuple[Interaction, str | None, int | None]],
         rejected: Sequence[Rejected] = (),
+        found: Mapping[str, set[str]] | None = None,
     ) -> BatchResult:
         """`write_batch` inside a transaction the caller holds, so that the caller can commit
         something else (a webhook receipt, the removal of assembled spans) with it."""
@@ -703,7 +725,7 @@ class Store:
                 rejected.append(_conflict(item, *stored))
         if new:
             self._insert_interactions(new, now)
-            self.guard.remember(i[0] for i in new)  # with them, in the same transaction
+            self.guard.remember((i[0] for i in new), found)  # with them, in the same transaction
         inserted = len(new)
         q_new, q_repeat = self._insert_quarantine(rejected, now)
         return BatchResult(
@@ -765,6 +787,10 @@ class Store:
         try:
             self.con.execute("INSERT INTO interactions SELECT * FROM _tw_interactions")
             self.con.execute("INSERT INTO steps SELECT * FROM _tw_steps")
+            self.con.execute(
+                "INSERT INTO rollup_changes SELECT nextval('rollup_change_seq'),"
+                " account_id, started_at FROM _tw_interactions"
+            )
         finally:
             self.con.unregister("_tw_interactions")
             self.con.unregister("_tw_steps")
@@ -973,7 +999,11 @@ class Store:
         }
         return [out[i] for i in ids if i in out]
 
-    def write_summaries(self, summaries: Sequence[Summary]) -> int:
+    def write_summaries(self, summaries: Sequence[Summary], stored_only: bool = False) -> int:
+        """Insert summaries not stored yet. `stored_only`: only of content some stored
+        interaction has (ingest summarizes records before it knows which it keeps)."""
+        if stored_only:
+            summaries = self._new_of_stored(summaries)
         if not summaries:
             return 0
         cols: dict[str, list[Any]] = {
@@ -1008,10 +1038,41 @@ class Store:
                     "INSERT OR IGNORE INTO summaries SELECT content_hash, backend, model,"
                     " prompt_version, text, facets, tokens_in, tokens_out, created_at FROM _tw_sum"
                 )
+                # a window's rollup reads its members' summaries: theirs changed
+                self.con.execute(
+                    "INSERT INTO rollup_changes SELECT nextval('rollup_change_seq'),"
+                    " account_id, started_at FROM interactions"
+                    " WHERE content_hash IN (SELECT content_hash FROM _tw_sum)"
+                )
                 guard.flush()
         finally:
             self.con.unregister("_tw_sum")
         return len(summaries)
+
+    def _new_of_stored(self, summaries: Sequence[Summary]) -> list[Summary]:
+        """One summary per content hash that a stored interaction has and no stored summary
+        under the same key does: exactly what `summarize` would have written."""
+        firsts: dict[tuple[str, str, str, str], Summary] = {}
+        for s in summaries:
+            firsts.setdefault((s.content_hash, s.backend, s.model, s.prompt_version), s)
+        if not firsts:
+            return []
+        keys = list(firsts)
+        self.con.register(
+            "_tw_new",
+            pa.table({c: [k[n] for k in keys] for n, c in enumerate(("h", "b", "m", "p"))}),
+        )
+        try:
+            rows = self.con.execute(
+                "SELECT n.h, n.b, n.m, n.p FROM _tw_new n"
+                " WHERE n.h IN (SELECT content_hash FROM interactions)"
+                " AND NOT EXISTS (SELECT 1 FROM summaries s WHERE s.content_hash = n.h"
+                " AND s.backend = n.b AND s.model = n.m AND s.prompt_version = n.p)"
+            ).fetchall()
+        finally:
+            self.con.unregister("_tw_new")
+        new = {tuple(r) for r in rows}
+        return [firsts[k] for k in keys if k in new]
 
     def write_summary_failures(
         self, failures: Sequence[tuple[str, str, str, str, str, bool]]
@@ -1033,6 +1094,21 @@ class Store:
             "INSERT OR REPLACE INTO processing_failures VALUES (?, ?, ?, ?)",
             [stage, item, reason[:500], datetime.now(UTC)],
         )
+
+    def change_seq(self) -> int:
+        """The latest entry of the change log (0 when empty)."""
+        rows = self.con.execute("SELECT coalesce(max(seq), 0) FROM rollup_changes").fetchall()
+        return int(rows[0][0])
+
+    def rollup_cursor(self, key: str) -> int | None:
+        """How far a rollup with these parameters last finished reading the change log."""
+        rows = self.con.execute(
+            "SELECT seq FROM rollup_cursors WHERE params_hash = ?", [key]
+        ).fetchall()
+        return int(rows[0][0]) if rows else None
+
+    def set_rollup_cursor(self, key: str, seq: int) -> None:
+        self.con.execute("INSERT OR REPLACE INTO rollup_cursors VALUES (?, ?)", [key, seq])
 
     def aggregates_digest(self, kinds: Sequence[str], **equal: str | None) -> str:
         """A digest of which aggregates of these kinds exist and what each was made from

@@ -8,24 +8,81 @@ can change what is extracted.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 from tracewatch.monitor.models import Interaction
-from tracewatch.summarizers.base import Summarizer
+from tracewatch.monitor.processes import MIN_ITEMS, WorkerPool, chunks, worker_count
+from tracewatch.summarizers.base import Summarizer, SummarizerError
 from tracewatch.summarizers.budget import within_budget
 from tracewatch.summarizers.facets import extract, template_text
 from tracewatch.summarizers.models import Summary
+from tracewatch.summarizers.redaction import Redactor
 from tracewatch.summarizers.secrets import scoped
+
+_worker: EmbeddedSummarizer | None = None
+
+
+def _start_worker(redactor: Redactor, model: str) -> None:
+    global _worker
+    _worker = EmbeddedSummarizer(redactor, model)
+
+
+def _summarize_chunk(part: list[Interaction]) -> list[Summary | SummarizerError]:
+    assert _worker is not None, "worker process not initialised"
+    out: list[Summary | SummarizerError] = []
+    for inter in part:
+        try:
+            out.append(_worker.summarize_sync(inter))
+        except (SummarizerError, ValueError) as exc:
+            out.append(SummarizerError(f"{type(exc).__name__}: {exc}"))
+    return out
 
 
 class EmbeddedSummarizer(Summarizer):
     name = "embedded"
     prompt_version = "embedded-v6"  # v6: texts cut to a budget, linear patterns
 
+    _pool: WorkerPool | None = None
+
     async def summarize(self, interaction: Interaction) -> Summary:
         return self.summarize_sync(interaction)
 
-    def summarize_sync(self, interaction: Interaction) -> Summary:
-        interaction = within_budget(interaction)
-        redactor = scoped(self.redactor, interaction)  # its secrets, collected once
+    async def summarize_many(
+        self, interactions: Sequence[Interaction], concurrency: int = 8
+    ) -> list[Summary | SummarizerError]:
+        """On every core once the batch is large enough to pay for the workers; the same
+        summaries, in the same order, as one process makes."""
+        workers = worker_count()
+        if workers < 2 or len(interactions) < MIN_ITEMS:
+            return await super().summarize_many(interactions, concurrency)
+        if self._pool is None:
+            self._pool = WorkerPool(
+                workers,
+                _start_worker,
+                (self.redactor, self.model),
+            )
+        loop = asyncio.get_running_loop()
+        pool = self._pool
+        parts = await asyncio.gather(
+            *(
+                asyncio.wrap_future(pool.submit(_summarize_chunk, part), loop=loop)
+                for part in chunks(interactions)
+            )
+        )
+        return [r for part in parts for r in part]
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def summarize_sync(self, interaction: Interaction, found: set[str] | None = None) -> Summary:
+        """`found`: the interaction's secrets (`secrets.collect`), if the caller has them."""
+        budgeted = within_budget(interaction)
+        # its secrets, collected once (again only if the budget cut its texts)
+        redactor = scoped(self.redactor, budgeted, found if budgeted is interaction else None)
+        interaction = budgeted
         facets = extract(interaction, redactor)
         return Summary(
             content_hash=interaction.content_hash,

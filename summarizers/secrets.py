@@ -118,9 +118,11 @@ def collect(inter: Interaction) -> set[str]:
     return {v for v in found if len(v) >= MIN_LEN}
 
 
-def scoped(redactor: Redactor, inter: Interaction) -> Redactor:
+def scoped(redactor: Redactor, inter: Interaction, found: set[str] | None = None) -> Redactor:
     """The redactor for one interaction: its secrets replaced by value, besides the patterns.
-    A redactor already scoped to this interaction is returned as it is (collected once)."""
+    A redactor already scoped to this interaction is returned as it is (collected once);
+    `found` is `collect(inter)` when the caller has it already."""
     if redactor.scope is not None and redactor.scope == inter.content_hash:
         return redactor
-    return redactor.with_secrets(redactor.secrets | collect(inter), scope=inter.content_hash)
+    values = collect(inter) if found is None else found
+    return redactor.with_secrets(redactor.secrets | values, scope=inter.content_hash)

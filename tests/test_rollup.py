@@ -43,14 +43,16 @@ def tw(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def aggregates(db: Path | str) -> list[dict]:
-    with Store(db, read_only=True) as store:
-        cur = store.con.execute(
+def aggregates(db: Path | str | Store) -> list[dict]:
+    if isinstance(db, Store):
+        cur = db.con.execute(
             "SELECT aggregate_id, kind, subject, window_size, window_start, window_end, accounts,"
             " input_hash, levels, text, facets, signals, links FROM aggregates ORDER BY 1"
         )
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    with Store(db, read_only=True) as store:
+        return aggregates(store)
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +234,50 @@ async def test_new_interactions_reroll_only_their_windows(tmp_path: Path) -> Non
             "SELECT count(*) FROM aggregates WHERE kind = 'account_window'"
         ).fetchone()[0]
         assert n == first.windows_rolled  # replaced, not duplicated
+    finally:
+        store.close()
+
+
+async def test_a_rollup_plans_only_what_the_change_log_says_changed(tmp_path: Path) -> None:
+    """New interactions and summaries log their account and time; a rollup plans only the
+    windows and periods changed since it last finished, and a full plan afterwards finds
+    nothing it missed."""
+    spec = CorpusSpec(seed=8, interactions=300, accounts=6, spam_campaign_accounts=2)
+    lines = Path(write_corpus(spec, tmp_path / "c")["path"]).read_bytes().splitlines()
+    lines.sort(key=lambda ln: orjson.loads(ln)["started_at"])
+    early, late = tmp_path / "early.jsonl", tmp_path / "late.jsonl"
+    early.write_bytes(b"\n".join(lines[:200]) + b"\n")
+    # the late part repeats some early days' times under new ids, so old windows change too
+    moved = [orjson.loads(ln) for ln in lines[:20]]
+    for n, env in enumerate(moved):
+        env["interaction_id"] = f"late-{n}"
+    late.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in moved) + b"\n".join(lines[200:]))
+    store = Store(tmp_path / "r.duckdb")
+    summarizer = EmbeddedSummarizer(Redactor(b"k"), "rules-v1")
+    try:
+        ingest([str(early)], store)
+        await summarize_store(store, summarizer)
+        await run_rollup(store, summarizer)
+        ingest([str(late)], store)
+        await summarize_store(store, summarizer)
+        second = await run_rollup(store, summarizer)
+        total = store.con.execute(
+            "SELECT count(*) FROM aggregates WHERE kind = 'account_window'"
+        ).fetchall()[0][0]
+        assert 0 < second.windows_rolled < total
+        assert second.windows_unchanged == total - second.windows_rolled
+        after = aggregates(store)
+        # forget how far the rollup read: a full plan finds every window and period current
+        store.con.execute("DELETE FROM rollup_cursors")
+        full = await run_rollup(store, summarizer)
+        assert (full.windows_rolled, full.periods_rolled, full.campaigns_rolled) == (0, 0, 0)
+        assert full.windows_unchanged == total
+        assert aggregates(store) == after
+        # and with nothing new, nothing is planned at all
+        noop = await run_rollup(store, summarizer)
+        assert (noop.windows_rolled, noop.periods_rolled, noop.partials) == (0, 0, 0)
+        assert noop.windows_unchanged == total and noop.campaigns_found == full.campaigns_found
+        assert aggregates(store) == after
     finally:
         store.close()
 
