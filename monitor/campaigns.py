@@ -39,9 +39,8 @@ from typing import Literal
 
 from tracewatch.monitor.aggregates import CITE_PER_ACCOUNT, CampaignLink, specific_target, spread
 from tracewatch.monitor.coordination import clique_weights, communities, narrative_ties
-from tracewatch.monitor.near_duplicates import SIMILARITY, UnionFind
+from tracewatch.monitor.near_duplicates import SIMILARITY, UnionFind, linked_pairs
 from tracewatch.monitor.rollup_store import RollupStore
-from tracewatch.summarizers.fingerprints import minhash_similarity
 
 TARGET_MIN_SHARED = 3
 TARGET_MIN_SHARE = 0.3
@@ -118,15 +117,12 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
                 info.append((account, text, list(sig), n, list(ids)))
             buckets[key].append(gid)
         uf = UnionFind(len(info))
-        for members in buckets.values():
-            for i, a in enumerate(members):
-                for b in members[i + 1 :]:
-                    if (
-                        info[a][0] != info[b][0]
-                        and uf.find(a) != uf.find(b)
-                        and minhash_similarity(info[a][2], info[b][2]) >= SIMILARITY
-                    ):
-                        uf.union(a, b)
+        owner: dict[str, int] = {}
+        owners = [owner.setdefault(g[0], len(owner)) for g in info]
+        # Near-duplicates of two accounts join one group: the groups are the connected
+        # components of those pairs, whatever order they are found in.
+        for a, b in linked_pairs([g[2] for g in info], owners, buckets.values(), SIMILARITY):
+            uf.union(a, b)
         for members in uf.groups():
             accounts = sorted({info[m][0] for m in members})
             if len(accounts) < 2:

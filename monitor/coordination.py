@@ -17,8 +17,9 @@ and a pair counts only when its similarity stands out from the population's pair
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable
+
+import numpy as np
 
 # scikit-learn, igraph and leidenalg are imported where they are used: a run with no
 # campaign work to do (a rerun, a tick that changed no window) does not pay for loading them.
@@ -56,20 +57,39 @@ def narrative_ties(posts: dict[str, list[str]]) -> dict[tuple[str, str], float]:
     except ValueError:  # no term survives the document-frequency bounds
         return {}
     sims = (matrix @ matrix.T).tocoo()
-    values = [float(v) for i, j, v in zip(sims.row, sims.col, sims.data, strict=True) if i < j]
-    if not values:
+    upper = sims.row < sims.col
+    rows, cols, values = sims.row[upper], sims.col[upper], sims.data[upper].astype(np.float64)
+    if not len(values):
         return {}
     n_pairs = len(accounts) * (len(accounts) - 1) // 2
-    # Pairs that share no term are part of the population too: they sit at zero.
-    everything = values + [0.0] * (n_pairs - len(values))
-    med = statistics.median(everything)
-    mad = statistics.median(abs(v - med) for v in everything) * 1.4826 or 0.05
-    out: dict[tuple[str, str], float] = {}
-    for i, j, v in zip(sims.row, sims.col, sims.data, strict=True):
-        if i >= j or v < NARRATIVE_MIN or (v - med) / mad < NARRATIVE_Z:
-            continue
-        out[accounts[i], accounts[j]] = NARRATIVE_WEIGHT
-    return out
+    # Pairs that share no term are part of the population too: they sit at zero. They are
+    # counted, not listed (a list of millions of zeros to sort was most of this step).
+    zeros = n_pairs - len(values)
+    med = median_with(np.sort(values), 0.0, zeros)
+    mad = median_with(np.sort(np.abs(values - med)), abs(0.0 - med), zeros) * 1.4826 or 0.05
+    hit = (values >= NARRATIVE_MIN) & ((values - med) / mad >= NARRATIVE_Z)
+    return {
+        (accounts[i], accounts[j]): NARRATIVE_WEIGHT
+        for i, j in zip(rows[hit].tolist(), cols[hit].tolist(), strict=True)
+    }
+
+
+def median_with(ordered: np.ndarray, value: float, copies: int) -> float:
+    """`statistics.median` of `ordered` (sorted) together with `copies` more of `value`,
+    without making the copies."""
+    below = int(np.searchsorted(ordered, value, side="left"))
+    total = len(ordered) + copies
+
+    def kth(k: int) -> float:
+        if k < below:
+            return float(ordered[k])
+        if k < below + copies:
+            return value
+        return float(ordered[k - copies])
+
+    if total % 2:
+        return kth(total // 2)
+    return (kth(total // 2 - 1) + kth(total // 2)) / 2
 
 
 def clique_weights(

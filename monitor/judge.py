@@ -94,6 +94,9 @@ def _last_inputs(store: Store, judge: str, scope: str) -> str | None:
     return rows[0][0] if rows else None
 
 
+_NO_FACETS = RollupFacets()
+
+
 def read_aggregates(
     store: Store,
     kinds: Sequence[str],
@@ -101,10 +104,14 @@ def read_aggregates(
     model: str | None = None,
     ids: Sequence[str] | None = None,
     account: str | None = None,
+    light: bool = False,
 ) -> list[Aggregate]:
+    """Aggregates as stored. `light`: without their text, facets and links (empty), which is
+    all the population and the check for what is out of date read."""
+    heavy = "NULL, NULL, signals, NULL" if light else "text, facets, signals, links"
     sql = (
         "SELECT aggregate_id, kind, subject, window_size, window_start, window_end, accounts,"
-        " input_hash, levels, backend, model, prompt_version, text, facets, signals, links,"
+        f" input_hash, levels, backend, model, prompt_version, {heavy},"
         " tokens_in, tokens_out FROM aggregates WHERE kind IN (SELECT unnest(?))"
     )
     params: list[Any] = [list(kinds)]
@@ -136,10 +143,12 @@ def read_aggregates(
                 backend=r[9],
                 model=r[10],
                 prompt_version=r[11],
-                text=r[12],
-                facets=RollupFacets.model_validate_json(r[13]),
+                text=r[12] or "",
+                facets=_NO_FACETS if light else RollupFacets.model_validate_json(r[13]),
                 signals=orjson.loads(r[14]),
-                links=[CampaignLink.model_validate(x) for x in orjson.loads(r[15])],
+                links=[]
+                if light
+                else [CampaignLink.model_validate(x) for x in orjson.loads(r[15])],
                 tokens_in=r[16],
                 tokens_out=r[17],
             )
@@ -235,11 +244,15 @@ async def run_judge(
         report.calibrated_rubrics = sum(1 for t in thresholds.values() if t[1] == "calibrated")
         report.seconds = round(time.perf_counter() - t0, 2)
         return report
-    aggs = with_population(read_aggregates(store, kinds, options.backend, options.model))
+    # What is out of date is found on the aggregates without their facets (the population
+    # reads only signals); only those to judge are read whole.
+    aggs = with_population(
+        read_aggregates(store, kinds, options.backend, options.model, light=True)
+    )
     report.aggregates = len(aggs)
     stored = {} if options.rejudge else _stored(store, judge.name)
     report.calibrated_rubrics = sum(1 for t in thresholds.values() if t[1] == "calibrated")
-    todo: list[tuple[Aggregate, Rubric]] = []
+    stale: list[tuple[Aggregate, Rubric]] = []
     for agg in aggs:
         for r in rubrics:
             if agg.kind not in r.applies_to:
@@ -248,7 +261,24 @@ async def run_judge(
             if stored.get(vid) == (agg.input_hash, r.version, thresholds[r.id][0], judge.model):
                 report.unchanged += 1
                 continue
-            todo.append((agg, r))
+            stale.append((agg, r))
+    whole = {
+        a.aggregate_id: a
+        for a in read_aggregates(
+            store,
+            kinds,
+            options.backend,
+            options.model,
+            ids=sorted({a.aggregate_id for a, _ in stale}),
+        )
+    }
+    adjusted: dict[str, Aggregate] = {}  # the population's signals on the whole aggregate
+    for a, _ in stale:
+        if a.aggregate_id not in adjusted:
+            adjusted[a.aggregate_id] = whole[a.aggregate_id].model_copy(
+                update={"signals": a.signals, "input_hash": a.input_hash}
+            )
+    todo = [(adjusted[a.aggregate_id], r) for a, r in stale]
     sem = asyncio.Semaphore(options.concurrency)
     done = 0
 

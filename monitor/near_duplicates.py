@@ -13,7 +13,9 @@ is. Heavier rewording (spun text, s < 0.5) is not caught here; that is a known l
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
 
 from tracewatch.summarizers.fingerprints import MINHASH_PERMUTATIONS, minhash_similarity
 
@@ -57,6 +59,72 @@ class UnionFind:
         for i in range(len(self.parent)):
             out.setdefault(self.find(i), []).append(i)
         return list(out.values())
+
+
+PAIR_BLOCK = 1 << 20  # candidate pairs compared per numpy step (a few tens of MB)
+
+
+def _bucket_pairs(members: np.ndarray, owners: np.ndarray, n: int) -> Iterator[np.ndarray]:
+    """Codes (a * n + b, a < b) of a bucket's pairs whose signatures belong to different
+    owners; a huge bucket row by row, so its pairs are never all made at once."""
+    size = len(members)
+    if size * (size - 1) // 2 <= PAIR_BLOCK:
+        i, j = np.triu_indices(size, 1)
+        rows = [(members[i], members[j])]
+    else:
+        rows = ((np.full(size - r - 1, members[r]), members[r + 1 :]) for r in range(size - 1))
+    for a, b in rows:
+        cross = owners[a] != owners[b]
+        yield np.minimum(a, b)[cross] * n + np.maximum(a, b)[cross]
+
+
+def linked_pairs(
+    signatures: Sequence[Sequence[int]],
+    owners: Sequence[int],
+    buckets: Iterable[Sequence[int]],
+    threshold: float = SIMILARITY,
+) -> list[tuple[int, int]]:
+    """Every pair (a < b) of signatures that share a bucket, belong to different owners and
+    are at least `threshold` similar, each pair once.
+
+    The same comparisons as `minhash_similarity` pair by pair, in numpy: a corpus's
+    LSH buckets hold hundreds of thousands of candidate pairs, many of them in several
+    buckets, and comparing them one by one in Python was most of a campaign pass."""
+    n = len(signatures)
+    if n < 2:
+        return []
+    width = {len(s) for s in signatures}
+    if len(width) != 1 or 0 in width:  # not one signature length: compare them one by one
+        return sorted(
+            {
+                (min(a, b), max(a, b))
+                for m in buckets
+                for x, a in enumerate(m)
+                for b in m[x + 1 :]
+                if owners[a] != owners[b]
+                and minhash_similarity(signatures[a], signatures[b]) >= threshold
+            }
+        )
+    sigs = np.asarray(signatures, dtype=np.uint64)
+    own = np.asarray(owners, dtype=np.int64)
+    codes = [
+        block
+        for m in buckets
+        if len(m) >= 2
+        for block in _bucket_pairs(np.asarray(m, dtype=np.int64), own, n)
+    ]
+    if not codes:
+        return []
+    unique = np.unique(np.concatenate(codes))
+    k = sigs.shape[1]
+    out: list[tuple[int, int]] = []
+    for start in range(0, len(unique), PAIR_BLOCK):
+        block = unique[start : start + PAIR_BLOCK]
+        a, b = block // n, block % n
+        same = (sigs[a] == sigs[b]).sum(axis=1)
+        hit = same / k >= threshold  # the float minhash_similarity computes
+        out.extend(zip(a[hit].tolist(), b[hit].tolist(), strict=True))
+    return out
 
 
 def cluster(signatures: Sequence[Sequence[int]], threshold: float = SIMILARITY) -> list[list[int]]:

@@ -213,3 +213,55 @@ def test_accounts_shipping_to_one_drop_address_are_tied(tmp_path: Path) -> None:
     ]
     con.close()
     assert ring in groups and not any(a.startswith("shopper") for g in groups for a in g)
+
+
+def test_the_median_with_counted_zeros_is_the_median_of_the_listed_ones() -> None:
+    import statistics
+
+    import numpy as np
+
+    from tracewatch.monitor.coordination import median_with
+
+    rng = random.Random(3)
+    for _ in range(300):
+        values = [round(rng.random(), rng.choice([1, 3, 6])) for _ in range(rng.randint(1, 40))]
+        zeros = rng.randint(0, 60)
+        listed = values + [0.0] * zeros
+        med = statistics.median(listed)
+        assert median_with(np.sort(np.array(values)), 0.0, zeros) == med
+        spread = [abs(v - med) for v in listed]
+        assert median_with(np.sort(np.abs(np.array(values) - med)), med, zeros) == (
+            statistics.median(spread)
+        )
+
+
+def test_near_duplicate_pairs_in_numpy_are_the_pairs_compared_one_by_one() -> None:
+    from tracewatch.monitor.near_duplicates import PAIR_BLOCK, linked_pairs
+    from tracewatch.summarizers.fingerprints import minhash_similarity
+
+    rng = random.Random(5)
+    base = [rng.getrandbits(63) for _ in range(64)]
+    # signatures that agree with a template in some share of their positions, by 12 owners
+    shares = [rng.choice([0.3, 0.6, 0.95]) for _ in range(120)]
+    sigs = [[x if rng.random() < p else rng.getrandbits(63) for x in base] for p in shares]
+    owners = [rng.randrange(12) for _ in sigs]
+    buckets = [rng.sample(range(120), rng.randint(1, 30)) for _ in range(40)]
+    buckets.append(list(range(120)))  # one bucket of everyone
+    brute = sorted(
+        {
+            (min(a, b), max(a, b))
+            for m in buckets
+            for x, a in enumerate(m)
+            for b in m[x + 1 :]
+            if owners[a] != owners[b] and minhash_similarity(sigs[a], sigs[b]) >= 0.6
+        }
+    )
+    assert brute, "the signatures must hold some near-duplicates"
+    assert sorted(linked_pairs(sigs, owners, buckets, 0.6)) == brute
+    import tracewatch.monitor.near_duplicates as nd
+
+    nd.PAIR_BLOCK = 50  # a bucket of 120 is then compared row by row
+    try:
+        assert sorted(linked_pairs(sigs, owners, buckets, 0.6)) == brute
+    finally:
+        nd.PAIR_BLOCK = PAIR_BLOCK
