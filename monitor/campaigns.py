@@ -35,7 +35,10 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow.compute as pc
 
 from tracewatch.monitor.aggregates import CITE_PER_ACCOUNT, CampaignLink, specific_target, spread
 from tracewatch.monitor.coordination import clique_weights, communities, narrative_ties
@@ -94,34 +97,54 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
             links.append(_link("identity", key, dict(zip(accounts, ids, strict=True))))
 
         # Near-duplicate posts across accounts: LSH band keys, confirmed on the signature.
-        rows = con.execute(
-            "WITH shared AS (SELECT key FROM _tw_f WHERE kind = 'content' GROUP BY key"
-            " HAVING count(DISTINCT account_id) >= 2)"
-            " SELECT f.key, f.aggregate_id, f.account_id, f.text, f.minhash, f.n, f.ids"
-            " FROM _tw_f f JOIN shared USING (key) WHERE f.kind = 'content'"
-            " ORDER BY f.key, f.account_id, f.aggregate_id"
-        ).fetchall()
+        # Each post group (an aggregate's text) once, with its signature as one numpy row,
+        # numbered in the order of its first band key; the buckets hold only those numbers.
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _tw_cg AS"
+            " WITH shared AS (SELECT key FROM _tw_f WHERE kind = 'content' GROUP BY key"
+            " HAVING count(DISTINCT account_id) >= 2),"
+            " banded AS (SELECT f.* FROM _tw_f f JOIN shared USING (key) WHERE f.kind = 'content')"
+            " SELECT aggregate_id, account_id, text, any_value(minhash) AS minhash,"
+            " any_value(n) AS n, any_value(ids) AS ids,"
+            " row_number() OVER (ORDER BY min(key), account_id, aggregate_id, text) - 1 AS gid"
+            " FROM banded GROUP BY aggregate_id, account_id, text"
+        )
+        table = con.sql(
+            "SELECT account_id, text, n, ids, minhash FROM _tw_cg ORDER BY gid"
+        ).to_arrow_table()
+        info: list[tuple[str, str, int, list[str]]] = list(
+            zip(
+                table.column("account_id").to_pylist(),
+                table.column("text").to_pylist(),
+                table.column("n").to_pylist(),
+                table.column("ids").to_pylist(),
+                strict=True,
+            )
+        )
+        signatures = _signature_rows(table.column("minhash"))
+        del table
+        buckets = [
+            r[0]
+            for r in con.execute(
+                "SELECT list(g.gid ORDER BY f.account_id, f.aggregate_id, g.gid) FROM _tw_f f"
+                " JOIN _tw_cg g ON g.aggregate_id = f.aggregate_id"
+                " AND g.text IS NOT DISTINCT FROM f.text WHERE f.kind = 'content'"
+                " GROUP BY f.key HAVING count(DISTINCT f.account_id) >= 2"
+            ).fetchall()
+        ]
+        con.execute("DROP TABLE IF EXISTS _tw_cg")
         posts_by = dict(
             con.execute(
                 "SELECT account_id, sum(n) FROM (SELECT DISTINCT aggregate_id, account_id, text, n"
                 " FROM _tw_f WHERE kind = 'content') GROUP BY 1"
             ).fetchall()
         )
-        groups: dict[tuple[str, str], int] = {}
-        info: list[tuple[str, str, list[int], int, list[str]]] = []
-        buckets: dict[str, list[int]] = defaultdict(list)
-        for key, agg_id, account, text, sig, n, ids in rows:
-            gid = groups.get((agg_id, text))
-            if gid is None:
-                gid = groups[agg_id, text] = len(info)
-                info.append((account, text, list(sig), n, list(ids)))
-            buckets[key].append(gid)
         uf = UnionFind(len(info))
         owner: dict[str, int] = {}
         owners = [owner.setdefault(g[0], len(owner)) for g in info]
         # Near-duplicates of two accounts join one group: the groups are the connected
         # components of those pairs, whatever order they are found in.
-        for a, b in linked_pairs([g[2] for g in info], owners, buckets.values(), SIMILARITY):
+        for a, b in linked_pairs(signatures, owners, buckets, SIMILARITY):
             uf.union(a, b)
         for members in uf.groups():
             accounts = sorted({info[m][0] for m in members})
@@ -130,12 +153,12 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
             rep = min(members)
             by_account: dict[str, list[str]] = defaultdict(list)
             for m in members:
-                by_account[info[m][0]].extend(info[m][4])
+                by_account[info[m][0]].extend(info[m][3])
             link = _link("content", info[rep][1], by_account)
-            n_posts = sum(info[m][3] for m in members)
+            n_posts = sum(info[m][2] for m in members)
             per_account: dict[str, int] = defaultdict(int)
             for m in members:
-                per_account[info[m][0]] += info[m][3]
+                per_account[info[m][0]] += info[m][2]
             shares = sorted(per_account[a] / max(1, posts_by[a]) for a in accounts)
             if n_posts >= CONTENT_MIN_POSTS or (
                 n_posts >= 3 and shares[(len(shares) - 1) // 2] >= CONTENT_MIN_SHARE
@@ -226,6 +249,7 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
             posts[account].append(text)
     finally:
         con.execute("DROP TABLE IF EXISTS _tw_f")
+        con.execute("DROP TABLE IF EXISTS _tw_cg")
 
     for (a, b), w in narrative_ties(posts).items():
         weight[a, b] += w
@@ -255,6 +279,17 @@ def detect(rs: RollupStore, window_size: str) -> list[Campaign]:
         )
     out.sort(key=lambda c: (-len(c.accounts), c.accounts))
     return out
+
+
+def _signature_rows(column: Any) -> np.ndarray:
+    """A column of MinHash signatures (lists of uint64) as one row per signature; signatures
+    of another length (none are made) as a list, which `linked_pairs` compares one by one."""
+    lengths = set(pc.list_value_length(column).to_pylist()) if len(column) else set()
+    if len(lengths) != 1 or 0 in lengths:
+        return column.to_pylist()
+    width = lengths.pop()
+    flat = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.uint64)
+    return flat.reshape(len(column), width)
 
 
 def _link_weight(link: CampaignLink) -> float:

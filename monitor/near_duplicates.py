@@ -79,7 +79,7 @@ def _bucket_pairs(members: np.ndarray, owners: np.ndarray, n: int) -> Iterator[n
 
 
 def linked_pairs(
-    signatures: Sequence[Sequence[int]],
+    signatures: Sequence[Sequence[int]] | np.ndarray,
     owners: Sequence[int],
     buckets: Iterable[Sequence[int]],
     threshold: float = SIMILARITY,
@@ -93,7 +93,10 @@ def linked_pairs(
     n = len(signatures)
     if n < 2:
         return []
-    width = {len(s) for s in signatures}
+    if isinstance(signatures, np.ndarray):
+        width = {signatures.shape[1]} if signatures.ndim == 2 else set()
+    else:
+        width = {len(s) for s in signatures}
     if len(width) != 1 or 0 in width:  # not one signature length: compare them one by one
         return sorted(
             {
