@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import httpx
+# httpx is imported where a client is made: every command imports this module, and only
+# those given --server talk to a server.
 
 KEY_ENV = "TRACEWATCH_REVIEW_KEY"
 
@@ -29,6 +30,8 @@ class ReviewClient:
             )
         if not url.startswith(("http://", "https://")):
             raise ReviewClientError(f"--server {url!r}: give a URL such as http://127.0.0.1:8787")
+        import httpx
+
         self.url = url.rstrip("/")
         self.client = httpx.Client(
             base_url=self.url, headers={"authorization": f"Bearer {key}"}, timeout=timeout
@@ -41,6 +44,8 @@ class ReviewClient:
         self.client.close()
 
     def _call(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        import httpx
+
         try:
             r = self.client.request(method, path, **kw)
         except httpx.HTTPError as exc:

@@ -42,19 +42,27 @@ def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
     return node
 
 
+# libyaml's parser where PyYAML has it: every run loads the rubrics, and the pure-Python
+# parser was a third of a rerun with nothing new.
+_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_rubric(text: str, source: str) -> Rubric:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise RubricError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        data = yaml.load(text, Loader=_FAST_LOADER)
+    except yaml.YAMLError:
+        try:  # the pure parser again, for its wording of the error (and its own verdict)
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{source}:{mark.line + 1}" if mark else source
+            raise RubricError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict):
         raise RubricError(f"{source}:1: a rubric is a mapping of fields, got {type(data).__name__}")
     try:
         return Rubric.model_validate(data)
     except ValidationError as exc:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)  # the node tree, for line numbers
         lines = []
         for err in exc.errors(include_input=False, include_url=False):
             loc = err["loc"]
