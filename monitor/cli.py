@@ -778,6 +778,9 @@ def run_cmd(
                     raise _fail(str(exc)) from None
             with err.status("summarizing", spinner="dots") if spin else nullcontext():
                 summ = run_stage(backend, summarize_store(store, backend, concurrency)).as_dict()
+            # made while ingesting: made by this run, not found in the cache
+            summ["summarized"] += ing["summarized"]
+            summ["cached"] -= ing["summarized"]
             report = _rollup(store, backend, opts, quiet=json)
             with err.status("judging", spinner="dots") if spin else nullcontext():
                 judged = run_stage(
@@ -806,13 +809,10 @@ def run_cmd(
             f"[bold]ray[/] ({ray_report.engine['address']}, {workers} workers, files in "
             f"{ray_report.engine['output']}): "
         )
-    # summaries made while ingesting count as made now, not as found in the cache
-    made = summ["summarized"] + ing.get("summarized", 0)
-    cached = summ["cached"] - ing.get("summarized", 0)
     out.print(
         f"{where}ingested [green]{ing['ingested']}[/] new interactions ({ing['duplicates']} "
         f"duplicates, {ing['quarantined']} quarantined); summarized [green]"
-        f"{made}[/] ({cached} cached, {summ['failed']} failed)"
+        f"{summ['summarized']}[/] ({summ['cached']} cached, {summ['failed']} failed)"
         + (
             f"; {ray_report.reused['inputs']} of {ing['files']} inputs already adapted"
             if engine == "ray"

@@ -61,7 +61,10 @@ class UnionFind:
         return list(out.values())
 
 
-PAIR_BLOCK = 1 << 20  # candidate pairs compared per numpy step (a few tens of MB)
+# Candidate pairs held at once (8 bytes each), and compared per numpy step: two signatures of
+# 64 uint64 per pair, so a step of 2^14 pairs gathers 16 MiB.
+PAIR_BLOCK = 1 << 21
+COMPARE_BLOCK = 1 << 14
 
 
 def _bucket_pairs(members: np.ndarray, owners: np.ndarray, n: int) -> Iterator[np.ndarray]:
@@ -110,24 +113,33 @@ def linked_pairs(
         )
     sigs = np.asarray(signatures, dtype=np.uint64)
     own = np.asarray(owners, dtype=np.int64)
-    codes = [
-        block
-        for m in buckets
-        if len(m) >= 2
-        for block in _bucket_pairs(np.asarray(m, dtype=np.int64), own, n)
-    ]
-    if not codes:
-        return []
-    unique = np.unique(np.concatenate(codes))
     k = sigs.shape[1]
-    out: list[tuple[int, int]] = []
-    for start in range(0, len(unique), PAIR_BLOCK):
-        block = unique[start : start + PAIR_BLOCK]
-        a, b = block // n, block % n
-        same = (sigs[a] == sigs[b]).sum(axis=1)
-        hit = same / k >= threshold  # the float minhash_similarity computes
-        out.extend(zip(a[hit].tolist(), b[hit].tolist(), strict=True))
-    return out
+    found: set[tuple[int, int]] = set()
+
+    def compare(codes: list[np.ndarray]) -> None:
+        # a pair in several buckets of this part is compared once; one in two parts, twice
+        unique = np.unique(np.concatenate(codes))
+        for start in range(0, len(unique), COMPARE_BLOCK):
+            block = unique[start : start + COMPARE_BLOCK]
+            a, b = block // n, block % n
+            same = (sigs[a] == sigs[b]).sum(axis=1)
+            hit = same / k >= threshold  # the float minhash_similarity computes
+            found.update(zip(a[hit].tolist(), b[hit].tolist(), strict=True))
+
+    part: list[np.ndarray] = []
+    held = 0
+    for m in buckets:
+        if len(m) < 2:
+            continue
+        for block in _bucket_pairs(np.asarray(m, dtype=np.int64), own, n):
+            part.append(block)
+            held += len(block)
+            if held >= PAIR_BLOCK:
+                compare(part)
+                part, held = [], 0
+    if part:
+        compare(part)
+    return sorted(found)
 
 
 def cluster(signatures: Sequence[Sequence[int]], threshold: float = SIMILARITY) -> list[list[int]]:
