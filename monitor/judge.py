@@ -95,6 +95,7 @@ def _last_inputs(store: Store, judge: str, scope: str) -> str | None:
 
 
 _NO_FACETS = RollupFacets()
+JUDGE_BATCH = 500  # whole aggregates held at once while judging
 
 
 def read_aggregates(
@@ -262,23 +263,6 @@ async def run_judge(
                 report.unchanged += 1
                 continue
             stale.append((agg, r))
-    whole = {
-        a.aggregate_id: a
-        for a in read_aggregates(
-            store,
-            kinds,
-            options.backend,
-            options.model,
-            ids=sorted({a.aggregate_id for a, _ in stale}),
-        )
-    }
-    adjusted: dict[str, Aggregate] = {}  # the population's signals on the whole aggregate
-    for a, _ in stale:
-        if a.aggregate_id not in adjusted:
-            adjusted[a.aggregate_id] = whole[a.aggregate_id].model_copy(
-                update={"signals": a.signals, "input_hash": a.input_hash}
-            )
-    todo = [(adjusted[a.aggregate_id], r) for a, r in stale]
     sem = asyncio.Semaphore(options.concurrency)
     done = 0
 
@@ -292,12 +276,35 @@ async def run_judge(
             finally:
                 done += 1
                 if progress:
-                    progress(done, len(todo))
+                    progress(done, len(stale))
 
-    results = await asyncio.gather(*(one(a, r) for a, r in todo))
+    # Whole aggregates (with their facets) are read JUDGE_BATCH at a time, judged, and let go:
+    # a tick that moves a week's population re-judges thousands of account periods.
+    at: dict[str, list[int]] = {}  # aggregate id -> its places in `stale`
+    for n, (a, _) in enumerate(stale):
+        at.setdefault(a.aggregate_id, []).append(n)
+    ids = list(at)
+    results: list[Verdict | str] = [
+        f"{a.subject} / {r.id}: the aggregate is no longer stored" for a, r in stale
+    ]
+    for start in range(0, len(ids), JUDGE_BATCH):
+        batch = ids[start : start + JUDGE_BATCH]
+        whole = read_aggregates(store, kinds, options.backend, options.model, ids=batch)
+        places: list[int] = []
+        calls = []
+        for agg in whole:
+            light = stale[at[agg.aggregate_id][0]][0]
+            # the population's signals on the whole aggregate
+            full = agg.model_copy(update={"signals": light.signals, "input_hash": light.input_hash})
+            for n in at[agg.aggregate_id]:
+                places.append(n)
+                calls.append(one(full, stale[n][1]))
+        for n, res in zip(places, await asyncio.gather(*calls), strict=True):
+            results[n] = res
+        del whole, calls
     verdicts = [v for v in results if isinstance(v, Verdict)]
     report.failures = [v for v in results if isinstance(v, str)][:20]
-    for (agg, r), res in zip(todo, results, strict=True):
+    for (agg, r), res in zip(stale, results, strict=True):
         if isinstance(res, str):  # kept, so /readyz, /metrics and `stats` can say so
             store.record_failure("judge", verdict_id(agg.aggregate_id, r.id, judge.name), res)
     report.failed = len(results) - len(verdicts)
