@@ -346,6 +346,7 @@ def summarize_cmd(
     store = _open(db)
     try:
         backend = _backend(store.path, summarizer, model, vllm_url, eargs)
+        backend.processes = True  # large batches on every core (the embedded backend)
         todo = store.count_unsummarized(
             backend.name, backend.model, backend.prompt_version, include_settled=retry_failed
         )

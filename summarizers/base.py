@@ -44,6 +44,10 @@ class Summarizer(ABC):
     rollup_prompt_version: ClassVar[str] = ROLLUP_PROMPT_VERSION
     # temperature 0: an answer rejected once is rejected again (see AnswerRejected)
     greedy: ClassVar[bool] = False
+    # May it start worker processes (the embedded backend, for large batches)? Only where the
+    # caller owns the process's life, as the CLI does: a process that is killed (a Ray worker
+    # at shutdown) would leave its pool's processes behind.
+    processes: bool = False
 
     def __init__(self, redactor: Redactor, model: str) -> None:
         self.redactor = redactor

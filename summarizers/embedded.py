@@ -53,7 +53,7 @@ class EmbeddedSummarizer(Summarizer):
     ) -> list[Summary | SummarizerError]:
         """On every core once the batch is large enough to pay for the workers; the same
         summaries, in the same order, as one process makes."""
-        workers = worker_count()
+        workers = worker_count() if self.processes else 1
         if workers < 2 or len(interactions) < MIN_ITEMS:
             return await super().summarize_many(interactions, concurrency)
         if self._pool is None:
