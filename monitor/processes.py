@@ -2,9 +2,10 @@
 summarizer run in a pool of worker processes, while this process stays the one DuckDB writer.
 
 Why processes: both steps are pure Python, so threads would share one core under the GIL.
-Why the forkserver start method: this process holds a DuckDB connection and its threads; a
-worker forked from a clean server process inherits neither, and starts faster than a fresh
-interpreter. Why a floor (`MIN_ITEMS`): a pool costs about a second to start, which a tick of
+Why the spawn start method: this process holds a DuckDB connection and its threads, which a
+forked worker would inherit mid-flight; a fork server would outlive a killed parent. Spawned
+workers are this process's own children, and each watches it and ends when it is gone. Why
+a floor (`MIN_ITEMS`): a pool costs about a second to start, which a tick of
 a few interactions (a test, a webhook batch) would only lose.
 
 Results come back in input order, so what is stored is the same as one process would store
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -23,10 +26,6 @@ from typing import Any, TypeVar
 WORKERS_ENV = "TRACEWATCH_WORKERS"
 MIN_ITEMS = 256  # fewer items than this are done in this process: a pool would cost more
 CHUNK = 32  # items a worker takes at a time: large enough to pay for the pickling round trip
-
-# Imported once by the fork server, so that a worker starts with them loaded. `__main__` too:
-# without it every worker would import the command's main module (the whole CLI) again.
-PRELOAD = ["__main__", "tracewatch.monitor.ingest", "tracewatch.summarizers.embedded"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -60,6 +59,25 @@ def chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
         yield cur
 
 
+def _start_worker(
+    parent: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]
+) -> None:
+    """A worker that goes when its parent goes. A pool's workers wait on a queue whose both
+    ends they hold, so a parent that is killed (kill -9, the OOM killer) never wakes them:
+    a thread watches the parent and ends the worker when it is gone (also when it went
+    while this worker was still starting)."""
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(1)
+
+    threading.Thread(target=watch, name="tracewatch-parent-watch", daemon=True).start()
+    if initializer is not None:
+        initializer(*initargs)
+
+
 class WorkerPool:
     """A process pool started on first use, that maps a function over chunks in order with
     a bounded number in flight (so a long input is never all in memory at once)."""
@@ -77,10 +95,12 @@ class WorkerPool:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(PRELOAD)  # only the server's first start reads it
+            ctx = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=ctx, initializer=self._initializer, initargs=self._initargs
+                self.workers,
+                mp_context=ctx,
+                initializer=_start_worker,
+                initargs=(os.getpid(), self._initializer, self._initargs),
             )
         return self._pool
 
