@@ -179,6 +179,7 @@ def ingest_cmd(
                 opts,
                 on_bytes=lambda n: progress.advance(task, n),
                 on_file=lambda f: progress.update(task, file=Path(f).name if f != "-" else "stdin"),
+                processes=True,
             )
     except PathError as exc:
         raise _fail(str(exc)) from None
@@ -774,7 +775,9 @@ def run_cmd(
                 try:
                     # the embedded summary is made where each interaction is built
                     made_here = backend if backend.name == "embedded" else None
-                    ing = ingest(paths, store, iopts, summarizer=made_here).as_dict()
+                    ing = ingest(
+                        paths, store, iopts, summarizer=made_here, processes=True
+                    ).as_dict()
                 except (PathError, DetectionError) as exc:
                     raise _fail(str(exc)) from None
             with err.status("summarizing", spinner="dots") if spin else nullcontext():

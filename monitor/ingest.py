@@ -765,11 +765,15 @@ def ingest(
     on_bytes: Callable[[int], None] = lambda n: None,
     on_file: Callable[[str], None] = lambda s: None,
     summarizer: EmbeddedSummarizer | None = None,
+    processes: bool = False,
 ) -> IngestReport:
     """Read every path into the store. Raises PathError before writing if a path is unreadable.
 
     With the embedded `summarizer`, each new interaction's summary is made as it is built and
     written with its batch (what `summarize` would write, without reading it back).
+    `processes`: adapt large inputs in worker processes. The CLI asks for them; a library
+    caller must run under `if __name__ == "__main__":`, as spawned workers import the
+    caller's main module.
     """
     opts = opts or IngestOptions()
     if opts.format:
@@ -799,7 +803,7 @@ def ingest(
         report.bytes += n
         on_bytes(n)
 
-    pool = adapt_pool(inputs, work)
+    pool = adapt_pool(inputs, work) if processes else None
     report.workers = pool.workers if pool is not None else 1
     try:
         for src in inputs:
