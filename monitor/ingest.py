@@ -865,6 +865,7 @@ class AdaptWork:
 
     opts: IngestOptions
     summarizer: EmbeddedSummarizer | None = None
+    secrets: bool = True  # collect them here (for a caller that writes with the guard)
     summaries: list[Summary] = field(default_factory=list)
     found: dict[str, set[str]] = field(default_factory=dict)
 
@@ -890,7 +891,8 @@ def adapt_records(
     out: list[Adapted] = []
     for rec in recs:
         interactions, rej = build_interactions(rec, work.opts, report)
-        found = [collect(inter) for inter in interactions]
+        wanted = work.secrets or work.summarizer is not None
+        found = [collect(inter) if wanted else set() for inter in interactions]
         summaries: list[Summary] = []
         if work.summarizer is not None:
             for inter, secrets in zip(interactions, found, strict=True):
@@ -922,7 +924,7 @@ def adapt_input(
     engine writes it to one Parquet file per input. With a pool, records are adapted by
     its workers, a chunk at a time, and come back in the same order.
     """
-    work = work or AdaptWork(opts)
+    work = work or AdaptWork(opts, secrets=False)  # nobody here to hand them to
     parts = chunks(read_records(src, on_bytes, start, parse=False))
     done = (
         pool.map_ordered(_adapt_in_worker, parts)
@@ -941,7 +943,8 @@ def adapt_input(
             for inter, secrets in zip(interactions, found, strict=True):
                 report.interactions += 1
                 report.by_format[inter.source_format] += 1
-                work.found[inter.content_hash] = secrets
+                if work.secrets:
+                    work.found[inter.content_hash] = secrets
                 yield (inter, source, line)
 
 
