@@ -877,7 +877,7 @@ Adapted = tuple[
 _work: AdaptWork | None = None  # a worker process's, set by its initializer
 
 
-def _start_worker(work: AdaptWork) -> None:
+def _set_work(work: AdaptWork) -> None:
     global _work
     _work = work
 
@@ -889,9 +889,9 @@ def adapt_records(
     mismatches, defaults used): a worker process has no report of its own."""
     report = IngestReport()
     out: list[Adapted] = []
+    wanted = work.secrets or work.summarizer is not None
     for rec in recs:
         interactions, rej = build_interactions(rec, work.opts, report)
-        wanted = work.secrets or work.summarizer is not None
         found = [collect(inter) if wanted else set() for inter in interactions]
         summaries: list[Summary] = []
         if work.summarizer is not None:
@@ -958,7 +958,7 @@ def adapt_pool(inputs: list[Path | str], work: AdaptWork) -> WorkerPool | None:
     size = sum(p.stat().st_size for p in inputs if isinstance(p, Path) and p.is_file())
     if workers < 2 or size < POOL_MIN_BYTES:
         return None
-    return WorkerPool(workers, _start_worker, (work,))
+    return WorkerPool(workers, _set_work, (work,))
 
 
 def input_size(paths: list[str]) -> int | None:

@@ -121,54 +121,13 @@ async def run_rollup(
     cursor = store.rollup_cursor(cursor_key) if unrestricted else None
     if cursor is not None and not resumed and cursor >= upto:
         # nothing changed since the last finished rollup: nothing to plan, nothing to load
-        report = RollupReport(
-            run_id=run_id,
-            resumed=False,
-            window=opts.window,
-            windows_unchanged=rs.count_aggregates("account_window", opts.window),
-            periods_unchanged=rs.count_aggregates("account_period", period_for(opts.window)),
-            campaigns_found=rs.count_aggregates("campaign", opts.window) if opts.campaigns else 0,
-            unsummarized_interactions=store.count_unsummarized(
-                key.backend, key.model, key.prompt_version
-            ),
-            seconds=round(time.perf_counter() - t0, 3),
+        # (nor LangGraph to import); what is stored is what it found
+        found = rs.count_aggregates("campaign", opts.window) if opts.campaigns else 0
+        stats: dict[str, int] = {"campaign_found": found}
+    else:
+        stats = await _run_workflow(
+            rs, summarizer, opts, cursor, run_id, resumed, on_progress, checkpoints
         )
-        _finish(store, run_id, report)
-        return report
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-    from tracewatch.monitor.rollup_graph import RollupContext, RollupSettings, build
-
-    settings = RollupSettings(
-        window=opts.window,
-        since=opts.since,
-        until=opts.until,
-        accounts=opts.accounts,
-        budget_tokens=opts.budget_tokens,
-        shard_size=opts.shard_size,
-        concurrency=opts.concurrency,
-        campaigns=opts.campaigns,
-        changed_after=cursor,
-    )
-    ctx = RollupContext(rs, summarizer, settings, on_progress)
-    path = str(checkpoints or checkpoint_path(store))
-    # max_concurrency bounds the Send tasks in flight, so shards finish (and are checkpointed)
-    # one after another instead of all at the end of a superstep.
-    config: Any = {
-        "configurable": {"thread_id": run_id},
-        "recursion_limit": 100_000,
-        "max_concurrency": opts.concurrency,
-    }
-    async with AsyncSqliteSaver.from_conn_string(path) as saver:
-        graph = build(ctx).compile(checkpointer=saver)
-        snapshot = await graph.aget_state(config)
-        if resumed and snapshot.next:
-            await graph.ainvoke(None, config, durability="sync")
-        elif not (resumed and snapshot.values.get("phase") == "done"):
-            await graph.ainvoke({"run_id": run_id, "phase": "start"}, config, durability="sync")
-        final = await graph.aget_state(config)
-        stats: dict[str, int] = final.values.get("stats", {})
-        await saver.adelete_thread(run_id)
     windows_rolled = stats.get("window_rolled", 0)
     periods_rolled = stats.get("period_rolled", 0)
     if cursor is None:
@@ -204,12 +163,57 @@ async def run_rollup(
         # A resumed run planned from an older state than `upto`: leave the cursor where it
         # was, so that the next run reads what arrived in between.
         store.set_rollup_cursor(cursor_key, upto)
-    _finish(store, run_id, report)
-    return report
-
-
-def _finish(store: Store, run_id: str, report: RollupReport) -> None:
     store.con.execute(
         "UPDATE rollup_runs SET status = 'done', finished_at = ?, report = ? WHERE run_id = ?",
         [datetime.now(UTC), report.model_dump_json(), run_id],
     )
+    return report
+
+
+async def _run_workflow(
+    rs: RollupStore,
+    summarizer: Summarizer,
+    opts: RollupOptions,
+    cursor: int | None,
+    run_id: str,
+    resumed: bool,
+    on_progress: Callable[[str, int, int], None],
+    checkpoints: str | Path | None,
+) -> dict[str, int]:
+    """The LangGraph workflow over what changed after `cursor` (everything when None), from
+    its checkpoint when resumed; its counts."""
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    from tracewatch.monitor.rollup_graph import RollupContext, RollupSettings, build
+
+    settings = RollupSettings(
+        window=opts.window,
+        since=opts.since,
+        until=opts.until,
+        accounts=opts.accounts,
+        budget_tokens=opts.budget_tokens,
+        shard_size=opts.shard_size,
+        concurrency=opts.concurrency,
+        campaigns=opts.campaigns,
+        changed_after=cursor,
+    )
+    ctx = RollupContext(rs, summarizer, settings, on_progress)
+    path = str(checkpoints or checkpoint_path(rs.store))
+    # max_concurrency bounds the Send tasks in flight, so shards finish (and are checkpointed)
+    # one after another instead of all at the end of a superstep.
+    config: Any = {
+        "configurable": {"thread_id": run_id},
+        "recursion_limit": 100_000,
+        "max_concurrency": opts.concurrency,
+    }
+    async with AsyncSqliteSaver.from_conn_string(path) as saver:
+        graph = build(ctx).compile(checkpointer=saver)
+        snapshot = await graph.aget_state(config)
+        if resumed and snapshot.next:
+            await graph.ainvoke(None, config, durability="sync")
+        elif not (resumed and snapshot.values.get("phase") == "done"):
+            await graph.ainvoke({"run_id": run_id, "phase": "start"}, config, durability="sync")
+        final = await graph.aget_state(config)
+        stats: dict[str, int] = final.values.get("stats", {})
+        await saver.adelete_thread(run_id)
+    return stats

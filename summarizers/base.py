@@ -31,6 +31,18 @@ class AnswerRejected(SummarizerError):
     """
 
 
+# What summarizing one interaction may raise and still be that interaction's failure (kept
+# in its place, recorded with its reason) rather than the run's.
+FAILURES = (SummarizerError, TimeoutError, ValueError)
+
+
+def as_failure(exc: BaseException) -> SummarizerError:
+    """One of FAILURES as the SummarizerError kept in a summary's place."""
+    if isinstance(exc, SummarizerError):
+        return exc
+    return SummarizerError(f"{type(exc).__name__}: {exc}")
+
+
 class Summarizer(ABC):
     """Turns one interaction into a redacted Summary.
 
@@ -69,10 +81,8 @@ class Summarizer(ABC):
             async with sem:
                 try:
                     return await self.summarize(inter)
-                except SummarizerError as exc:
-                    return exc
-                except (TimeoutError, ValueError) as exc:
-                    return SummarizerError(f"{type(exc).__name__}: {exc}")
+                except FAILURES as exc:
+                    return as_failure(exc)
 
         return list(await asyncio.gather(*(one(i) for i in interactions)))
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from tracewatch.monitor.models import Interaction
 from tracewatch.monitor.processes import MIN_ITEMS, WorkerPool, chunks, worker_count
-from tracewatch.summarizers.base import Summarizer, SummarizerError
+from tracewatch.summarizers.base import FAILURES, Summarizer, SummarizerError, as_failure
 from tracewatch.summarizers.budget import within_budget
 from tracewatch.summarizers.facets import extract, template_text
 from tracewatch.summarizers.models import Summary
@@ -23,19 +23,20 @@ from tracewatch.summarizers.secrets import scoped
 _worker: EmbeddedSummarizer | None = None
 
 
-def _start_worker(redactor: Redactor, model: str) -> None:
+def _set_worker(redactor: Redactor, model: str) -> None:
     global _worker
     _worker = EmbeddedSummarizer(redactor, model)
 
 
 def _summarize_chunk(part: list[Interaction]) -> list[Summary | SummarizerError]:
+    """In a worker: what `Summarizer.summarize_many` gives for these, failures in place."""
     assert _worker is not None, "worker process not initialised"
     out: list[Summary | SummarizerError] = []
     for inter in part:
         try:
             out.append(_worker.summarize_sync(inter))
-        except (SummarizerError, ValueError) as exc:
-            out.append(SummarizerError(f"{type(exc).__name__}: {exc}"))
+        except FAILURES as exc:
+            out.append(as_failure(exc))
     return out
 
 
@@ -59,7 +60,7 @@ class EmbeddedSummarizer(Summarizer):
         if self._pool is None:
             self._pool = WorkerPool(
                 workers,
-                _start_worker,
+                _set_worker,
                 (self.redactor, self.model),
             )
         loop = asyncio.get_running_loop()
