@@ -112,8 +112,11 @@ results: venv
 
 # `tracewatch serve` under load on loopback: 1 KB and 100 KB envelopes, then kill -9 mid-load
 # and a restart, checking every acknowledged interaction is stored exactly once (~1 minute).
+# GROWTH_BASE=100000 first backfills that many interactions and measures the receiver's lag on
+# top of them (the backfill alone takes minutes; add ONLY_GROWTH=1 to skip the load phases).
 bench-webhook: venv
-	$(BIN)/python bench/webhook_bench.py
+	$(BIN)/python bench/webhook_bench.py $(if $(GROWTH_BASE),--growth-base $(GROWTH_BASE)) \
+		$(if $(ONLY_GROWTH),--only-growth)
 
 # `tracewatch run` on one process beside --engine ray with 1 and 2 workers, one corpus
 # (3,000 interactions in 6 files; about 3 minutes on 2 cores).
