@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import cache
+
+import numpy as np
 
 MINHASH_PERMUTATIONS = 64
 _WORD = re.compile(r"\[[A-Z]+:[0-9a-f]+\]|[a-z0-9']+")
@@ -26,28 +29,36 @@ def _h64(data: str, salt: bytes = b"") -> int:
     return int.from_bytes(hashlib.blake2b(data.encode(), digest_size=8, salt=salt).digest(), "big")
 
 
+_BITS = np.arange(64, dtype=np.uint64)
+
+
 def simhash(text: str) -> str:
-    weights = [0] * 64
-    for sh in shingles(text):
-        h = _h64(sh)
-        for bit in range(64):
-            weights[bit] += 1 if h >> bit & 1 else -1
-    value = sum(1 << bit for bit in range(64) if weights[bit] > 0)
+    hashes = np.array([_h64(sh) for sh in shingles(text)], dtype=np.uint64)
+    # each bit votes +1 where a shingle's hash has it set, -1 where not
+    ones = ((hashes[:, None] >> _BITS) & np.uint64(1)).sum(axis=0, dtype=np.int64)
+    value = sum(1 << bit for bit in np.flatnonzero(2 * ones > len(hashes)).tolist())
     return f"{value:016x}"
+
+
+@cache
+def _permutations(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The universal-hash parameters (a odd, b) of each of `n` permutations, derived once."""
+    a = np.array([(_h64(str(i), b"a") | 1) & _MASK64 for i in range(n)], dtype=np.uint64)
+    b = np.array([_h64(str(i), b"b") for i in range(n)], dtype=np.uint64)
+    return a, b
 
 
 def minhash(text: str, permutations: int = MINHASH_PERMUTATIONS) -> list[int]:
     sh = shingles(text)
     if not sh:
         return [_MASK64] * permutations
-    # One 64-bit hash per shingle, then cheap universal-hash permutations of it.
-    base = [_h64(s) for s in sh]
-    sig = []
-    for i in range(permutations):
-        a = (_h64(str(i), b"a") | 1) & _MASK64
-        b = _h64(str(i), b"b")
-        sig.append(min(((a * x + b) & _MASK64) >> 1 for x in base))
-    return sig
+    # One 64-bit hash per shingle, then cheap universal-hash permutations of it: uint64
+    # arithmetic wraps, which is the mod 2**64 of the formula.
+    base = np.array([_h64(s) for s in sh], dtype=np.uint64)
+    a, b = _permutations(permutations)
+    with np.errstate(over="ignore"):
+        values = (a[:, None] * base[None, :] + b[:, None]) >> np.uint64(1)
+    return values.min(axis=1).tolist()
 
 
 def simhash_distance(a: str, b: str) -> int:
