@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 KEY_ENV = "TRACEWATCH_REDACTION_KEY"
+MEMO_SIZE = 2048  # redacted texts a redactor remembers (each at most a few KB)
 
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}\b")
 _PHONE = re.compile(
@@ -120,6 +121,9 @@ class Redactor:
         values = sorted({v for v in known if v}, key=lambda v: (-len(v), v))
         self._known = frozenset(values)
         self._known_re = re.compile("|".join(map(_bounded, values))) if values else None
+        # The same text is redacted again and again (a page's text for each facet read from
+        # it, a stock prompt in every interaction); the result depends only on the text.
+        self._memo: dict[str, str] = {}
 
     def with_secrets(self, values: Iterable[str], scope: str | None = None) -> Redactor:
         """The same key, also replacing these values (one interaction's secrets) wherever
@@ -140,6 +144,14 @@ class Redactor:
     def redact(self, text: str | None) -> str | None:
         if not text:
             return text
+        done = self._memo.get(text)
+        if done is None:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            done = self._memo[text] = self._redact(text)
+        return done
+
+    def _redact(self, text: str) -> str:
         if self._known_re is not None:
             text = self._known_re.sub(lambda m: self.pseudonym("PASSWORD", m.group(0)), text)
         out = _SECRET_TOKENS.sub(lambda m: self.pseudonym("SECRET", m.group(0)), text)
