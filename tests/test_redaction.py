@@ -74,3 +74,17 @@ def test_key_file_is_created_private_and_reused(
     assert load_key(db) == k1
     monkeypatch.setenv("TRACEWATCH_REDACTION_KEY", "from-env")
     assert load_key(db) == b"from-env"
+
+
+def test_a_remembered_text_is_redacted_with_the_secrets_of_its_own_redactor() -> None:
+    """Redactions are remembered per redactor: one that knows an interaction's secrets must
+    not answer from what the plain redactor remembered of the same text."""
+    plain = Redactor(b"k" * 32)
+    text = "my note: zebra-cactus-91 and mail bo@example.com"
+    first = plain.redact(text)
+    assert first is not None and "bo@example.com" not in first and "zebra-cactus-91" in first
+    assert plain.redact(text) == first
+    knowing = plain.with_secrets(["zebra-cactus-91"])
+    again = knowing.redact(text)
+    assert again is not None and "zebra-cactus-91" not in again
+    assert plain.redact(text) == first  # and the plain one still does not know it
