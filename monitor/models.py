@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 
 class Actor(StrEnum):
@@ -176,11 +176,23 @@ def content_hash(
             "f": source_format,
             "a": agent,
             "m": model,
-            "s": [s.model_dump(mode="json", exclude={"timestamp"}) for s in steps],
+            "s": _steps_json(steps),
         },
         option=orjson.OPT_SORT_KEYS,
     )
     return hashlib.sha256(payload).hexdigest()
+
+
+_STEPS: TypeAdapter[list[Step]] | None = None
+
+
+def _steps_json(steps: list[Step]) -> list[dict[str, Any]]:
+    """Each step as `model_dump(mode="json")` without its time, in one serializer call for
+    the list (a call per step was a sixth of building an interaction)."""
+    global _STEPS
+    if _STEPS is None:
+        _STEPS = TypeAdapter(list[Step])
+    return _STEPS.dump_python(steps, mode="json", exclude={"__all__": {"timestamp"}})
 
 
 def derive_interaction_id(account_id: str, started_at: datetime | None, content: str) -> str:
